@@ -1,0 +1,1 @@
+"""Playlog API service."""

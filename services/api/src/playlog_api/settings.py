@@ -1,0 +1,17 @@
+"""Settings of the api service."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from playlog.settings import (
+    AdminAuthSettings,
+    DatabaseSettings,
+    EncryptionSettings,
+    LoggingSettings,
+)
+
+
+class ApiSettings(DatabaseSettings, EncryptionSettings, AdminAuthSettings, LoggingSettings):
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from playlog.testing.http import asgi_client
+from playlog_api.app import create_app
+from playlog_api.settings import ApiSettings
+
+
+@pytest.fixture
+def api_settings(database_url: str, encryption_key: str, admin_token: str) -> ApiSettings:
+    return ApiSettings(
+        database_url=database_url,
+        token_encryption_key=encryption_key,
+        admin_token=admin_token,
+    )
+
+
+@pytest_asyncio.fixture
+async def client(
+    api_settings: ApiSettings, db_sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(create_app(api_settings, sessionmaker=db_sessionmaker)) as client:
+        yield client

@@ -1,0 +1,112 @@
+"""Admin auth on a real admin route, in both modes; it fails closed."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from playlog.testing.http import asgi_client
+from playlog_api.app import create_app
+from playlog_api.settings import ApiSettings
+
+ROUTE = "/admin/system"
+USERNAME = "ops"
+PASSWORD = "correct horse battery staple"
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+async def test_token_mode_without_credentials_is_401(client: httpx.AsyncClient) -> None:
+    response = await client.get(ROUTE)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="playlog"'
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer wrong-token", "Bearer ", "bearer", "Token abc", "Basic b3BzOnB3"],
+)
+async def test_token_mode_with_wrong_credentials_is_401(
+    client: httpx.AsyncClient, admin_token: str, header: str
+) -> None:
+    response = await client.get(ROUTE, headers={"Authorization": header})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith('Bearer realm="playlog"')
+    assert admin_token not in response.text
+
+
+async def test_token_mode_wrong_token_says_invalid_token(client: httpx.AsyncClient) -> None:
+    response = await client.get(ROUTE, headers={"Authorization": "Bearer not-the-token"})
+    assert response.headers["www-authenticate"] == 'Bearer realm="playlog", error="invalid_token"'
+
+
+async def test_token_mode_with_the_admin_token_is_200(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    response = await client.get(ROUTE, headers={"Authorization": f"Bearer {admin_token}"})
+    assert response.status_code == 200
+    assert response.json()["migration_current"] == response.json()["migration_head"]
+
+
+async def test_token_prefix_or_extension_is_not_accepted(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    for candidate in (admin_token[:-1], admin_token + "x", admin_token.upper()):
+        response = await client.get(ROUTE, headers={"Authorization": f"Bearer {candidate}"})
+        assert response.status_code == 401
+
+
+@pytest_asyncio.fixture
+async def basic_client(
+    database_url: str, encryption_key: str, db_sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = ApiSettings(
+        database_url=database_url,
+        token_encryption_key=encryption_key,
+        admin_auth_mode="basic",
+        admin_username=USERNAME,
+        admin_password=PASSWORD,
+    )
+    async with asgi_client(create_app(settings, sessionmaker=db_sessionmaker)) as client:
+        yield client
+
+
+async def test_basic_mode_without_credentials_is_401(basic_client: httpx.AsyncClient) -> None:
+    response = await basic_client.get(ROUTE)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Basic realm="playlog", charset="UTF-8"'
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        basic(USERNAME, "wrong password"),
+        basic("root", PASSWORD),
+        basic("", ""),
+        "Basic !!!not-base64!!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        "Basic " + base64.b64encode(b"\xff\xfe:x").decode(),
+        "Bearer " + PASSWORD,
+    ],
+)
+async def test_basic_mode_with_wrong_credentials_is_401(
+    basic_client: httpx.AsyncClient, header: str
+) -> None:
+    response = await basic_client.get(ROUTE, headers={"Authorization": header})
+    assert response.status_code == 401
+    assert PASSWORD not in response.text
+
+
+async def test_basic_mode_with_the_right_credentials_is_200(
+    basic_client: httpx.AsyncClient,
+) -> None:
+    response = await basic_client.get(ROUTE, headers={"Authorization": basic(USERNAME, PASSWORD)})
+    assert response.status_code == 200

@@ -1,0 +1,1 @@
+"""Playlog collector service."""

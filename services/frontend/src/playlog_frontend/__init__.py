@@ -1,0 +1,1 @@
+"""Playlog admin dashboard service."""

@@ -1,0 +1,98 @@
+"""Handlers of the ``playlog`` subcommands. Each returns the process exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from playlog.cli.database import database_url
+from playlog.crypto import generate_key
+from playlog.db import migrate
+from playlog.db.engine import EngineWork, create_sessionmaker, with_engine
+from playlog.errors import ConfigurationError
+from playlog.users import create_user
+
+
+def _on_database(url: str, work: EngineWork) -> None:
+    try:
+        asyncio.run(with_engine(url, work))
+    except (DBAPIError, OSError) as exc:
+        raise ConfigurationError(f"cannot use the database: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    with database_url() as url:
+        _on_database(url, lambda engine: migrate.upgrade(engine, args.revision))
+    print(f"database upgraded to {args.revision}")
+    return 0
+
+
+def db_downgrade(args: argparse.Namespace) -> int:
+    with database_url() as url:
+        _on_database(url, lambda engine: migrate.downgrade(engine, args.revision))
+    print(f"database downgraded to {args.revision}")
+    return 0
+
+
+def db_current(_: argparse.Namespace) -> int:
+    found: list[str | None] = []
+
+    async def read(engine: AsyncEngine) -> None:
+        async with engine.connect() as connection:
+            found.append(await migrate.current_revision(connection))
+
+    with database_url() as url:
+        _on_database(url, read)
+    print(f"current: {found[0] or 'none (empty database)'}")
+    print(f"head:    {migrate.head_revision()}")
+    return 0
+
+
+def users_add(args: argparse.Namespace) -> int:
+    created: dict[str, str | None] = {}
+
+    async def add(engine: AsyncEngine) -> None:
+        async with create_sessionmaker(engine).begin() as session:
+            user = await create_user(
+                session,
+                display_name=args.name,
+                timezone=args.timezone,
+                spotify_user_id=args.spotify_id,
+            )
+            created.update(
+                id=str(user.id),
+                display_name=user.display_name,
+                timezone=user.timezone,
+                spotify_user_id=user.spotify_user_id,
+            )
+
+    with database_url() as url:
+        _on_database(url, add)
+    print(json.dumps(created) if args.json else created["id"])
+    return 0
+
+
+def secrets_generate_key(_: argparse.Namespace) -> int:
+    print(generate_key())
+    return 0
+
+
+def secrets_generate_token(_: argparse.Namespace) -> int:
+    print(secrets.token_urlsafe(32))
+    return 0
+
+
+def run(_: argparse.Namespace) -> int:
+    from playlog.cli.supervisor import run_development
+
+    return run_development()

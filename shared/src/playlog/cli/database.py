@@ -1,0 +1,29 @@
+"""Which database a command talks to: DATABASE_URL, else the embedded server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from playlog.db.embedded import EmbeddedPostgres, data_dir_from_env
+from playlog.db.engine import normalize_database_url
+
+
+@contextmanager
+def database_url() -> Iterator[str]:
+    """Yield a database URL for the duration of a command.
+
+    With DATABASE_URL unset, the embedded server under PLAYLOG_DATA_DIR is started (or
+    joined, if another command already runs it) and released when the command ends.
+    """
+    configured = os.environ.get("DATABASE_URL", "").strip()
+    if configured:
+        yield normalize_database_url(configured)
+        return
+    server = EmbeddedPostgres(data_dir_from_env())
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -1,0 +1,235 @@
+"""The development supervisor behind ``make run`` / ``playlog run``.
+
+Migrates the database, then runs api, frontend and collector as child processes until
+Ctrl-C or SIGTERM. Each child gets its own process group, so stopping reaches anything it
+started; children also receive SIGTERM from the kernel if the supervisor itself dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from playlog.cli.database import database_url
+from playlog.crypto import generate_key
+from playlog.db import migrate
+from playlog.db.embedded import data_dir_from_env
+from playlog.db.engine import with_engine
+from playlog.errors import ConfigurationError
+
+# SIGTERM → SIGKILL grace; with the database stop this keeps a full stop under 10 s.
+STOP_GRACE_SECONDS = 7.0
+READY_TIMEOUT_SECONDS = 60.0
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class Child:
+    name: str
+    module: str
+    process: subprocess.Popen[bytes] | None = None
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: ask the kernel for SIGTERM when the parent dies."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Supervisor:
+    def __init__(self, children: list[Child], env: dict[str, str]) -> None:
+        self.children = children
+        self.env = env
+        self.stop_requested = threading.Event()
+
+    def start(self) -> None:
+        for child in self.children:
+            child.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-m", child.module],
+                env=self.env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+
+    def exited(self) -> Child | None:
+        for child in self.children:
+            if child.process is not None and child.process.poll() is not None:
+                return child
+        return None
+
+    def wait(self) -> int:
+        """Block until a stop is requested (exit 0) or a child dies (exit 1)."""
+        while not self.stop_requested.wait(0.2):
+            child = self.exited()
+            if child is not None:
+                assert child.process is not None
+                print(
+                    f"playlog: {child.name} exited with code {child.process.returncode}; "
+                    "stopping everything",
+                    file=sys.stderr,
+                )
+                return 1
+        return 0
+
+    def stop(self) -> None:
+        running = [c.process for c in self.children if c.process and c.process.poll() is None]
+        for process in running:
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.0, deadline - time.monotonic()))
+        for process in running:
+            # Whatever is left in the group (the child or anything it spawned) is killed.
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a port number, not '{raw}'") from None
+    if not 1 <= port <= 65535:
+        raise ConfigurationError(f"{name} must be between 1 and 65535")
+    return port
+
+
+def _ensure_free(host: str, port: int, variable: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise ConfigurationError(
+                f"port {port} on {host} is already in use; set {variable} to another port"
+            ) from None
+
+
+def _persistent_encryption_key(data_dir: Path) -> str:
+    """The development encryption key, generated once and kept under the data dir.
+
+    It must survive restarts: tokens stored with it are unreadable without it.
+    """
+    path = data_dir / "dev-secrets.json"
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored["token_encryption_key"]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = generate_key()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump({"token_encryption_key": key}, handle)
+    return key
+
+
+def _wait_until_ready(supervisor: Supervisor, urls: list[str]) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    pending = list(urls)
+    with httpx.Client(timeout=2.0) as client:
+        while pending and time.monotonic() < deadline:
+            if supervisor.stop_requested.is_set() or supervisor.exited():
+                return False
+            try:
+                if client.get(pending[0]).status_code == 200:
+                    pending.pop(0)
+                    continue
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+    return not pending
+
+
+def _describe_database(url: str, embedded: bool) -> str:
+    if embedded:
+        return f"embedded PostgreSQL in {data_dir_from_env() / 'postgres'}"
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def run_development() -> int:
+    env = dict(os.environ)
+    api_host = env.setdefault("API_HOST", "127.0.0.1")
+    frontend_host = env.setdefault("FRONTEND_HOST", "127.0.0.1")
+    api_port = _port("API_PORT", 8000)
+    frontend_port = _port("FRONTEND_PORT", 8001)
+    _ensure_free(api_host, api_port, "API_PORT")
+    _ensure_free(frontend_host, frontend_port, "FRONTEND_PORT")
+    env.update(API_PORT=str(api_port), FRONTEND_PORT=str(frontend_port))
+    env.setdefault("API_BASE_URL", f"http://127.0.0.1:{api_port}")
+    env.setdefault("LOG_FORMAT", "text")
+    if not env.get("TOKEN_ENCRYPTION_KEY"):
+        env["TOKEN_ENCRYPTION_KEY"] = _persistent_encryption_key(data_dir_from_env())
+    mode = env.setdefault("ADMIN_AUTH_MODE", "token")
+    generated_token = mode == "token" and not env.get("ADMIN_TOKEN")
+    if generated_token:
+        env["ADMIN_TOKEN"] = secrets.token_urlsafe(32)
+    embedded = not env.get("DATABASE_URL", "").strip()
+
+    supervisor = Supervisor(
+        [
+            Child("api", "playlog_api"),
+            Child("frontend", "playlog_frontend"),
+            Child("collector", "playlog_collector"),
+        ],
+        env,
+    )
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        supervisor.stop_requested.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, request_stop)
+
+    with database_url() as url:
+        print("playlog: migrating the database …", flush=True)
+        asyncio.run(with_engine(url, migrate.upgrade))
+        env["DATABASE_URL"] = url
+        supervisor.start()
+        try:
+            api = f"http://127.0.0.1:{api_port}"
+            dashboard = f"http://127.0.0.1:{frontend_port}"
+            ready = _wait_until_ready(supervisor, [f"{api}/readyz", f"{dashboard}/healthz"])
+            if ready:
+                credentials = (
+                    f"admin token   {env['ADMIN_TOKEN']}"
+                    + ("  (generated; set ADMIN_TOKEN to choose one)" if generated_token else "")
+                    if mode == "token"
+                    else f"admin user    {env.get('ADMIN_USERNAME')} (HTTP Basic)"
+                )
+                print(
+                    "\nPlaylog is running\n"
+                    f"  api           {api}   (OpenAPI docs: {api}/docs)\n"
+                    f"  dashboard     {dashboard}\n"
+                    f"  {credentials}\n"
+                    f"  database      {_describe_database(url, embedded)}\n"
+                    "Press Ctrl-C to stop.\n",
+                    flush=True,
+                )
+            code = supervisor.wait()
+        finally:
+            print("playlog: stopping …", flush=True)
+            supervisor.stop()
+    print("playlog: stopped", flush=True)
+    return code

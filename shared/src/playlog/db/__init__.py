@@ -1,0 +1,1 @@
+"""Database access: engine factories, models, migrations, the embedded server."""

@@ -1,0 +1,25 @@
+"""All tables. Importing this package registers every model on ``Base.metadata``."""
+
+from playlog.db.models.base import Base
+from playlog.db.models.catalog import Artist, Track, TrackArtist
+from playlog.db.models.logs import LogRecord
+from playlog.db.models.plays import Play
+from playlog.db.models.sync import CoverageGap, ImportJob, JobRun, SyncCheckpoint, WorkerHeartbeat
+from playlog.db.models.users import ApiToken, SpotifyToken, User
+
+__all__ = [
+    "ApiToken",
+    "Artist",
+    "Base",
+    "CoverageGap",
+    "ImportJob",
+    "JobRun",
+    "LogRecord",
+    "Play",
+    "SpotifyToken",
+    "SyncCheckpoint",
+    "Track",
+    "TrackArtist",
+    "User",
+    "WorkerHeartbeat",
+]

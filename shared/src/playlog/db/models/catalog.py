@@ -1,0 +1,57 @@
+"""What was played: tracks (also podcast episodes and audiobook chapters) and artists."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, SmallInteger, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from playlog.db.models.base import Base, created_at_column, one_of, updated_at_column
+
+TRACK_KINDS = ("track", "episode", "audiobook")
+SOURCES = ("spotify_api", "import_zip")
+
+
+class Track(Base):
+    __tablename__ = "tracks"
+    __table_args__ = (one_of("kind", TRACK_KINDS), one_of("source", SOURCES))
+
+    # A Spotify id, or "local:" + sha1(artist, track, album) when an export row has no URI.
+    track_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text, server_default="track")
+    name: Mapped[str] = mapped_column(Text)
+    album_id: Mapped[str | None] = mapped_column(Text)
+    album_name: Mapped[str | None] = mapped_column(Text)
+    show_name: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    uri: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = updated_at_column()
+
+
+class Artist(Base):
+    __tablename__ = "artists"
+
+    artist_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    uri: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class TrackArtist(Base):
+    __tablename__ = "track_artists"
+    __table_args__ = (
+        UniqueConstraint("track_id", "position"),
+        CheckConstraint("position >= 0", name="position_not_negative"),
+    )
+
+    track_id: Mapped[str] = mapped_column(
+        ForeignKey("tracks.track_id", ondelete="CASCADE"), primary_key=True
+    )
+    artist_id: Mapped[str] = mapped_column(
+        ForeignKey("artists.artist_id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    # 0 is the primary artist.
+    position: Mapped[int] = mapped_column(SmallInteger)

@@ -1,0 +1,56 @@
+"""Plays: one row per playback, from the API poller or an export import."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Integer,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from playlog.db.models.base import Base, created_at_column, one_of
+from playlog.db.models.catalog import SOURCES
+
+
+class Play(Base):
+    __tablename__ = "plays"
+    __table_args__ = (
+        # Also serves "latest plays of a user" (user_id, played_at DESC) by a backward
+        # scan, so no second index on (user_id, played_at) slows down bulk imports.
+        UniqueConstraint("user_id", "played_at", "track_id"),
+        one_of("source", SOURCES),
+        CheckConstraint("ms_played IS NULL OR ms_played >= 0", name="ms_played_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # End of playback: the API's played_at and the export's ts both mean the end.
+    played_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    track_id: Mapped[str] = mapped_column(ForeignKey("tracks.track_id", ondelete="RESTRICT"))
+    # Null when unknown (API plays).
+    ms_played: Mapped[int | None] = mapped_column(Integer)
+    context_uri: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    # Which export family a row came from ("extended", "account_data"); null for API rows.
+    source_format: Mapped[str | None] = mapped_column(Text)
+    reason_start: Mapped[str | None] = mapped_column(Text)
+    reason_end: Mapped[str | None] = mapped_column(Text)
+    shuffle: Mapped[bool | None] = mapped_column(Boolean)
+    skipped: Mapped[bool | None] = mapped_column(Boolean)
+    offline: Mapped[bool | None] = mapped_column(Boolean)
+    incognito: Mapped[bool | None] = mapped_column(Boolean)
+    # Export fields such as ip_addr or platform, kept only with IMPORT_KEEP_SENSITIVE_FIELDS.
+    sensitive: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    inserted_at: Mapped[datetime] = created_at_column()

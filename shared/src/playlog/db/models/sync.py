@@ -1,0 +1,154 @@
+"""Collector bookkeeping: per-user checkpoints, job runs, imports, gaps, worker heartbeats."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from playlog.db.models.base import Base, created_at_column, one_of, updated_at_column
+
+CHECKPOINT_STATUSES = (
+    "idle",
+    "importing",
+    "initial_sync",
+    "polling",
+    "error",
+    "paused",
+    "needs_reauth",
+)
+JOB_TYPES = ("import_zip", "initial_sync", "poll", "enrich")
+JOB_STATUSES = ("running", "success", "partial", "error")
+IMPORT_STATUSES = ("pending", "running", "success", "partial", "error", "cancelled")
+
+
+class SyncCheckpoint(Base):
+    __tablename__ = "sync_checkpoints"
+    __table_args__ = (one_of("status", CHECKPOINT_STATUSES), Index(None, "next_run_at"))
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(Text, server_default="idle")
+    initial_sync_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    initial_sync_completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    initial_sync_earliest_played_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True)
+    )
+    # Paging cursor of an unfinished initial sync, so a restart resumes.
+    initial_sync_cursor_ms: Mapped[int | None] = mapped_column(BigInteger)
+    last_poll_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_poll_completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The `after` cursor: newest played_at stored from the API.
+    latest_played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sync_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = updated_at_column()
+
+
+class JobRun(Base):
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        one_of("job_type", JOB_TYPES),
+        one_of("status", JOB_STATUSES),
+        Index("ix_job_runs_user_id_started_at", "user_id", text("started_at DESC")),
+        Index(None, "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    job_type: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = created_at_column()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(Text, server_default="running")
+    stats: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ImportJob(Base):
+    __tablename__ = "import_jobs"
+    __table_args__ = (
+        one_of("status", IMPORT_STATUSES),
+        Index(None, "status", "created_at"),
+        Index("ix_import_jobs_user_id_created_at", "user_id", text("created_at DESC")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    storage_path: Mapped[str | None] = mapped_column(Text)
+    original_filename: Mapped[str | None] = mapped_column(Text)
+    file_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    format_detected: Mapped[str | None] = mapped_column(Text)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    records_done: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    records_ingested: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    duplicates: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    skipped: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    earliest_played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    latest_played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = created_at_column()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = updated_at_column()
+
+
+class CoverageGap(Base):
+    """A period the API window could not reach (downtime longer than ~50 plays)."""
+
+    __tablename__ = "coverage_gaps"
+    __table_args__ = (
+        UniqueConstraint("user_id", "gap_from", "gap_to"),
+        CheckConstraint("gap_from <= gap_to", name="ordered"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    gap_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    gap_to: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    detected_at: Mapped[datetime] = created_at_column()
+
+
+class WorkerHeartbeat(Base):
+    """Liveness of collector processes: each writes its row every few seconds."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    service: Mapped[str] = mapped_column(Text)
+    hostname: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    activity: Mapped[str] = mapped_column(Text, server_default="starting")

@@ -1,0 +1,1 @@
+"""Test support shared by every Playlog test suite (loaded as a pytest plugin)."""

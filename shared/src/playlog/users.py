@@ -1,0 +1,50 @@
+"""Creating users (used by the CLI; the admin API and OAuth build on the same rules)."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from playlog.db.models import User
+from playlog.errors import Conflict, ValidationFailed
+
+MAX_NAME_LENGTH = 200
+
+
+def validate_timezone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed(
+            f"unknown time zone '{name}': use an IANA name such as Europe/Berlin"
+        ) from None
+    return name
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    display_name: str,
+    timezone: str = "UTC",
+    spotify_user_id: str | None = None,
+) -> User:
+    display_name = display_name.strip()
+    if not display_name:
+        raise ValidationFailed("name must not be empty")
+    if len(display_name) > MAX_NAME_LENGTH:
+        raise ValidationFailed(f"name must be at most {MAX_NAME_LENGTH} characters")
+    validate_timezone(timezone)
+    if spotify_user_id is not None:
+        spotify_user_id = spotify_user_id.strip()
+        if not spotify_user_id:
+            raise ValidationFailed("spotify id must not be empty")
+        taken = await session.scalar(select(User.id).where(User.spotify_user_id == spotify_user_id))
+        if taken is not None:
+            raise Conflict(f"a user with Spotify id '{spotify_user_id}' already exists: {taken}")
+    user = User(display_name=display_name, timezone=timezone, spotify_user_id=spotify_user_id)
+    session.add(user)
+    await session.flush()
+    await session.refresh(user)
+    return user

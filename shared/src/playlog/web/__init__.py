@@ -1,0 +1,1 @@
+"""FastAPI plumbing shared by the api and frontend services."""

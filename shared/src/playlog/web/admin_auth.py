@@ -1,0 +1,94 @@
+"""Admin authentication (``ADMIN_AUTH_MODE=token|basic``). Fails closed.
+
+Secrets are compared as SHA-256 digests with ``hmac.compare_digest``: constant time, and
+independent of the length of what the client sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from playlog.errors import Unauthorized
+from playlog.settings import AdminAuthSettings
+
+REALM = "playlog"
+
+
+@dataclass(frozen=True)
+class AdminPrincipal:
+    name: str
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8")).digest()
+
+
+def _same(expected: bytes, given: str) -> bool:
+    return hmac.compare_digest(expected, _digest(given))
+
+
+class AdminAuthenticator:
+    def __init__(self, settings: AdminAuthSettings) -> None:
+        self.mode = settings.admin_auth_mode
+        if self.mode == "token":
+            assert settings.admin_token is not None
+            self._secret = _digest(settings.admin_token.get_secret_value())
+            self._username = _digest("")
+            self._challenge = f'Bearer realm="{REALM}"'
+        else:
+            assert settings.admin_username is not None
+            assert settings.admin_password is not None
+            self._secret = _digest(settings.admin_password.get_secret_value())
+            self._username = _digest(settings.admin_username)
+            self._challenge = f'Basic realm="{REALM}", charset="UTF-8"'
+
+    def authenticate(self, authorization: str | None) -> AdminPrincipal:
+        if not authorization:
+            raise self._unauthorized("admin credentials are required", error=None)
+        scheme, _, credentials = authorization.partition(" ")
+        credentials = credentials.strip()
+        if self.mode == "token":
+            if scheme.lower() != "bearer" or not credentials:
+                raise self._unauthorized("use 'Authorization: Bearer <admin token>'", error=None)
+            if not _same(self._secret, credentials):
+                raise self._unauthorized("invalid admin token", error="invalid_token")
+            return AdminPrincipal(name="admin")
+        if scheme.lower() != "basic" or not credentials:
+            raise self._unauthorized("use HTTP Basic authentication", error=None)
+        username, password = _decode_basic(credentials)
+        # Both comparisons always run: no early exit tells which half was wrong.
+        user_ok = _same(self._username, username)
+        password_ok = _same(self._secret, password)
+        if not (user_ok and password_ok):
+            raise self._unauthorized("invalid admin username or password", error=None)
+        return AdminPrincipal(name=username)
+
+    def _unauthorized(self, message: str, *, error: str | None) -> Unauthorized:
+        challenge = self._challenge + (f', error="{error}"' if error else "")
+        return Unauthorized(message, headers={"WWW-Authenticate": challenge})
+
+
+def _decode_basic(credentials: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    username, separator, password = decoded.partition(":")
+    if not separator:
+        return "", ""
+    return username, password
+
+
+def require_admin(request: Request) -> AdminPrincipal:
+    authenticator: AdminAuthenticator = request.app.state.admin_auth
+    return authenticator.authenticate(request.headers.get("authorization"))
+
+
+Admin = Annotated[AdminPrincipal, Depends(require_admin)]
