@@ -7,7 +7,6 @@ are ``SecretStr`` so they never appear in a repr, a log line or an error message
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -132,10 +131,6 @@ class LoggingSettings(PlaylogSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
-
-
-class DataDirSettings(PlaylogSettings):
-    playlog_data_dir: Path = Path(".data")
 
 
 S = TypeVar("S", bound=BaseSettings)
