@@ -119,7 +119,9 @@ def test_unreachable_database_is_a_clear_error() -> None:
 def test_non_postgres_database_url_is_refused() -> None:
     result = playlog("db", "upgrade", env={"DATABASE_URL": "sqlite:///x.db"})
     assert result.returncode == 1
-    assert "must be a PostgreSQL URL" in result.stderr
+    assert result.stderr.strip() == (
+        "playlog: error: DATABASE_URL must be a PostgreSQL URL (postgresql://…), not 'sqlite'"
+    )
 
 
 def _embedded_server_running(data_dir: Path) -> bool:

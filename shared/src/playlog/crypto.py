@@ -7,6 +7,9 @@ can be rotated by prepending a new one and re-encrypting with :meth:`TokenCipher
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 
@@ -48,18 +51,18 @@ class TokenCipher:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
     def decrypt(self, ciphertext: str) -> str:
-        try:
+        with _as_decryption_error():
             return self._fernet.decrypt(ciphertext.encode("ascii")).decode("utf-8")
-        except (InvalidToken, UnicodeEncodeError):
-            raise DecryptionError(
-                "stored secret cannot be decrypted with any configured key"
-            ) from None
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt a stored value with the newest key (keeps its original timestamp)."""
-        try:
+        with _as_decryption_error():
             return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
-        except (InvalidToken, UnicodeEncodeError):
-            raise DecryptionError(
-                "stored secret cannot be decrypted with any configured key"
-            ) from None
+
+
+@contextmanager
+def _as_decryption_error() -> Iterator[None]:
+    try:
+        yield
+    except (InvalidToken, UnicodeError):
+        raise DecryptionError("stored secret cannot be decrypted with any configured key") from None

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from playlog.db.embedded import EmbeddedPostgres, data_dir_from_env
 from playlog.db.engine import normalize_database_url
+from playlog.errors import ConfigurationError
 
 
 @contextmanager
@@ -19,7 +20,11 @@ def database_url() -> Iterator[str]:
     """
     configured = os.environ.get("DATABASE_URL", "").strip()
     if configured:
-        yield normalize_database_url(configured)
+        try:
+            url = normalize_database_url(configured)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        yield url
         return
     server = EmbeddedPostgres(data_dir_from_env())
     server.start()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -33,12 +33,16 @@ def head_revision() -> str:
     return head
 
 
-def current_revision_sync(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
-
-
 async def current_revision(connection: AsyncConnection) -> str | None:
-    return await connection.run_sync(current_revision_sync)
+    """The database's schema revision, or None when it was never migrated.
+
+    Plain SQL rather than Alembic's MigrationContext: /readyz calls this on every probe,
+    and the context logs two lines each time it is configured.
+    """
+    if not await connection.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL")):
+        return None
+    revision: str | None = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    return revision
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:

@@ -38,28 +38,18 @@ async def healthz() -> Liveness:
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readyz(session: DbSession) -> JSONResponse:
     """The database is reachable and its schema is at this code's migration head."""
-    head = head_revision()
+    body = Readiness(
+        status="ready", database="ok", migration_current=None, migration_head=head_revision()
+    )
     try:
-        connection = await session.connection()
-        current = await current_revision(connection)
+        body.migration_current = await current_revision(await session.connection())
     except (SQLAlchemyError, OSError) as exc:
         log.warning("readiness: database unreachable: %s", type(exc).__name__)
-        body = Readiness(
-            status="not_ready",
-            database="unreachable",
-            migration_current=None,
-            migration_head=head,
-            reason="database unreachable",
-        )
-        return JSONResponse(body.model_dump(), status_code=503)
-    if current != head:
-        body = Readiness(
-            status="not_ready",
-            database="ok",
-            migration_current=current,
-            migration_head=head,
-            reason="database schema is not at the migration head; run `playlog db upgrade`",
-        )
-        return JSONResponse(body.model_dump(), status_code=503)
-    body = Readiness(status="ready", database="ok", migration_current=current, migration_head=head)
-    return JSONResponse(body.model_dump())
+        body.database = "unreachable"
+        body.reason = "database unreachable"
+    else:
+        if body.migration_current != body.migration_head:
+            body.reason = "database schema is not at the migration head; run `playlog db upgrade`"
+    if body.reason is not None:
+        body.status = "not_ready"
+    return JSONResponse(body.model_dump(), status_code=200 if body.status == "ready" else 503)
