@@ -143,3 +143,23 @@ def test_run_refuses_a_busy_port(tmp_path: Path) -> None:
         )
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is already in use; set API_PORT" in result.stderr
+
+
+def test_run_with_an_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(  # noqa: S603 - our own command
+        [*playlog_command(), "run"],
+        env={
+            **os.environ,
+            "DATABASE_URL": f"postgresql://playlog@127.0.0.1:{free_port()}/playlog",
+            "API_PORT": str(free_port()),
+            "FRONTEND_PORT": str(free_port()),
+            "PLAYLOG_DATA_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "playlog: error: cannot use the database" in result.stderr
+    assert "Traceback" not in result.stderr

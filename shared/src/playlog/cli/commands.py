@@ -3,43 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import secrets
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from playlog.cli.database import database_url
+from playlog.cli.database import database_url, run_on_database
 from playlog.crypto import generate_key
 from playlog.db import migrate
-from playlog.db.engine import EngineWork, create_sessionmaker, with_engine
-from playlog.errors import ConfigurationError
+from playlog.db.engine import create_sessionmaker
 from playlog.users import create_user
-
-
-def _on_database(url: str, work: EngineWork) -> None:
-    try:
-        asyncio.run(with_engine(url, work))
-    except (DBAPIError, OSError) as exc:
-        raise ConfigurationError(f"cannot use the database: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
     with database_url() as url:
-        _on_database(url, lambda engine: migrate.upgrade(engine, args.revision))
+        run_on_database(url, lambda engine: migrate.upgrade(engine, args.revision))
     print(f"database upgraded to {args.revision}")
     return 0
 
 
 def db_downgrade(args: argparse.Namespace) -> int:
     with database_url() as url:
-        _on_database(url, lambda engine: migrate.downgrade(engine, args.revision))
+        run_on_database(url, lambda engine: migrate.downgrade(engine, args.revision))
     print(f"database downgraded to {args.revision}")
     return 0
 
@@ -52,7 +37,7 @@ def db_current(_: argparse.Namespace) -> int:
             found.append(await migrate.current_revision(connection))
 
     with database_url() as url:
-        _on_database(url, read)
+        run_on_database(url, read)
     print(f"current: {found[0] or 'none (empty database)'}")
     print(f"head:    {migrate.head_revision()}")
     return 0
@@ -77,7 +62,7 @@ def users_add(args: argparse.Namespace) -> int:
             )
 
     with database_url() as url:
-        _on_database(url, add)
+        run_on_database(url, add)
     print(json.dumps(created) if args.json else created["id"])
     return 0
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy.exc import DBAPIError
+
 from playlog.db.embedded import EmbeddedPostgres, data_dir_from_env
-from playlog.db.engine import normalize_database_url
+from playlog.db.engine import EngineWork, normalize_database_url, with_engine
 from playlog.errors import ConfigurationError
 
 
@@ -32,3 +35,16 @@ def database_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+def run_on_database(url: str, work: EngineWork) -> None:
+    """Run async database work for a command; connection problems become one-line errors."""
+    try:
+        asyncio.run(with_engine(url, work))
+    except (DBAPIError, OSError) as exc:
+        raise ConfigurationError(f"cannot use the database: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -7,7 +7,6 @@ started; children also receive SIGTERM from the kernel if the supervisor itself 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import json
@@ -26,11 +25,10 @@ from types import FrameType
 import httpx
 from sqlalchemy.engine import make_url
 
-from playlog.cli.database import database_url
+from playlog.cli.database import database_url, run_on_database
 from playlog.crypto import generate_key
 from playlog.db import migrate
 from playlog.db.embedded import data_dir_from_env
-from playlog.db.engine import with_engine
 from playlog.errors import ConfigurationError
 
 # SIGTERM → SIGKILL grace; with the database stop this keeps a full stop under 10 s.
@@ -168,6 +166,13 @@ def _describe_database(url: str, embedded: bool) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _credentials(env: dict[str, str], generated: bool) -> str:
+    if env["ADMIN_AUTH_MODE"] != "token":
+        return f"admin user    {env.get('ADMIN_USERNAME')} (HTTP Basic)"
+    hint = "  (generated; set ADMIN_TOKEN to choose one)" if generated else ""
+    return f"admin token   {env['ADMIN_TOKEN']}{hint}"
+
+
 def run_development() -> int:
     env = dict(os.environ)
     api_host = env.setdefault("API_HOST", "127.0.0.1")
@@ -181,8 +186,9 @@ def run_development() -> int:
     env.setdefault("LOG_FORMAT", "text")
     if not env.get("TOKEN_ENCRYPTION_KEY"):
         env["TOKEN_ENCRYPTION_KEY"] = _persistent_encryption_key(data_dir_from_env())
-    mode = env.setdefault("ADMIN_AUTH_MODE", "token")
-    generated_token = mode == "token" and not env.get("ADMIN_TOKEN")
+    generated_token = env.setdefault("ADMIN_AUTH_MODE", "token") == "token" and not env.get(
+        "ADMIN_TOKEN"
+    )
     if generated_token:
         env["ADMIN_TOKEN"] = secrets.token_urlsafe(32)
     embedded = not env.get("DATABASE_URL", "").strip()
@@ -204,7 +210,7 @@ def run_development() -> int:
 
     with database_url() as url:
         print("playlog: migrating the database …", flush=True)
-        asyncio.run(with_engine(url, migrate.upgrade))
+        run_on_database(url, migrate.upgrade)
         env["DATABASE_URL"] = url
         supervisor.start()
         try:
@@ -212,19 +218,20 @@ def run_development() -> int:
             dashboard = f"http://127.0.0.1:{frontend_port}"
             ready = _wait_until_ready(supervisor, [f"{api}/readyz", f"{dashboard}/healthz"])
             if ready:
-                credentials = (
-                    f"admin token   {env['ADMIN_TOKEN']}"
-                    + ("  (generated; set ADMIN_TOKEN to choose one)" if generated_token else "")
-                    if mode == "token"
-                    else f"admin user    {env.get('ADMIN_USERNAME')} (HTTP Basic)"
-                )
                 print(
                     "\nPlaylog is running\n"
                     f"  api           {api}   (OpenAPI docs: {api}/docs)\n"
                     f"  dashboard     {dashboard}\n"
-                    f"  {credentials}\n"
+                    f"  {_credentials(env, generated_token)}\n"
                     f"  database      {_describe_database(url, embedded)}\n"
                     "Press Ctrl-C to stop.\n",
+                    flush=True,
+                )
+            elif not supervisor.stop_requested.is_set() and not supervisor.exited():
+                print(
+                    f"playlog: not ready after {READY_TIMEOUT_SECONDS:.0f}s "
+                    f"({api}/readyz, {dashboard}/healthz); still running, see the logs above",
+                    file=sys.stderr,
                     flush=True,
                 )
             code = supervisor.wait()
