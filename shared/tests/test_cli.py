@@ -8,13 +8,14 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from sqlalchemy import text
 
 from playlog.db.engine import create_engine
 from playlog.testing.plugin import DatabaseFactory
-from playlog.testing.processes import free_port, playlog_command
+from playlog.testing.processes import free_port, playlog_command, wait_for_status
 
 
 def playlog(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -153,3 +154,28 @@ def test_secrets_commands_print_usable_values() -> None:
 
     assert TokenCipher(key).decrypt(TokenCipher(key).encrypt("x")) == "x"
     assert len(token) >= 32
+
+
+def test_spotify_stand_in_serves_over_http() -> None:
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        [*playlog_command(), "spotify-stand-in", "--port", str(port), "--listeners", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        response = wait_for_status(f"http://127.0.0.1:{port}/v1/me", 401)
+        assert response.json() == {"error": {"status": 401, "message": "No token provided"}}
+        # Fault injection is off unless asked for.
+        control = httpx.post(f"http://127.0.0.1:{port}/_control/errors", json={"count": 1})
+        assert control.status_code == 404
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def test_spotify_stand_in_rejects_bad_options() -> None:
+    result = playlog("spotify-stand-in", "--listeners", "0")
+    assert result.returncode == 1
+    assert "--listeners must be between 1 and 10000" in result.stderr

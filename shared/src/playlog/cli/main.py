@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from playlog.cli import commands
+from playlog.cli import commands, stand_in
 from playlog.errors import AppError, ConfigurationError
 
 
@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="start api, frontend and collector for development (what `make run` does)"
     )
     run.set_defaults(handler=commands.run)
+
+    stand_in.add_parser(groups)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Spotify: typed response models, the Web API client, and a faithful stand-in server."""
