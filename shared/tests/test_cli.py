@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from playlog.db.engine import create_engine
+from playlog.db.migrate import head_revision
 from playlog.testing.plugin import DatabaseFactory
 from playlog.testing.processes import free_port, playlog_command, wait_for_status
 
@@ -55,8 +56,8 @@ async def test_db_upgrade_downgrade_upgrade(database_factory: DatabaseFactory) -
     result = playlog("db", "upgrade", env=env)
     assert result.returncode == 0, result.stderr
     current = playlog("db", "current", env=env)
-    assert "current: 0001" in current.stdout
-    assert "head:    0001" in current.stdout
+    assert f"current: {head_revision()}" in current.stdout
+    assert f"head:    {head_revision()}" in current.stdout
 
 
 async def test_users_add_prints_the_id(database_url: str) -> None:
@@ -143,7 +144,7 @@ def test_embedded_server_is_started_on_demand_and_stopped(tmp_path: Path) -> Non
     added = playlog("users", "add", "--name", "Embedded", "--json", env=env)
     assert added.returncode == 0, added.stderr
     current = playlog("db", "current", env=env)
-    assert "current: 0001" in current.stdout
+    assert f"current: {head_revision()}" in current.stdout
     assert not _embedded_server_running(tmp_path)
 
 

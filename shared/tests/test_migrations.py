@@ -28,6 +28,7 @@ EXPECTED_TABLES = {
     "coverage_gaps",
     "logs",
     "worker_heartbeats",
+    "oauth_states",
 }
 
 

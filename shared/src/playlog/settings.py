@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -131,6 +132,74 @@ class LoggingSettings(PlaylogSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+
+class SpotifySettings(PlaylogSettings):
+    """The Spotify app. Without SPOTIFY_CLIENT_ID, Spotify sign-in is off (history still works)."""
+
+    spotify_client_id: str | None = None
+    # Optional: without it the app signs in as a public client with PKCE only.
+    spotify_client_secret: SecretStr | None = None
+    spotify_redirect_uri: str = "http://127.0.0.1:8000/auth/callback"
+    spotify_api_base_url: str = "https://api.spotify.com/v1"
+    spotify_accounts_base_url: str = "https://accounts.spotify.com"
+    # Also ask for user-read-email and user-read-private.
+    spotify_request_email: bool = False
+    # Longest Retry-After a Spotify call waits out; longer ones reschedule the work.
+    spotify_max_retry_after_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # Comma-separated Spotify user ids allowed to sign in; empty allows everyone.
+    auth_allowed_spotify_ids: str = ""
+    # Signs the sign-in cookie; required once a Spotify app is configured.
+    auth_state_secret: SecretStr | None = None
+
+    @field_validator("spotify_client_id", "spotify_client_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("spotify_redirect_uri")
+    @classmethod
+    def _spotify_redirect_rule(cls, value: str) -> str:
+        parsed = urlsplit(value)
+        if parsed.scheme == "https" and parsed.hostname:
+            return value
+        if parsed.scheme == "http" and parsed.hostname == "localhost":
+            raise ValueError(
+                "Spotify rejects 'localhost' redirect URIs; use the loopback address, "
+                "e.g. http://127.0.0.1:8000/auth/callback"
+            )
+        if parsed.scheme == "http" and parsed.hostname in {"127.0.0.1", "::1"}:
+            return value
+        raise ValueError("must be https://…, or http://127.0.0.1:PORT/… for local use")
+
+    @field_validator("spotify_api_base_url", "spotify_accounts_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parsed = urlsplit(value)
+        if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _state_secret_when_configured(self) -> SpotifySettings:
+        if self.spotify_client_id is not None:
+            _check_secret("AUTH_STATE_SECRET", self.auth_state_secret, min_length=32)
+        return self
+
+    @property
+    def spotify_configured(self) -> bool:
+        return self.spotify_client_id is not None
+
+    @property
+    def allowed_spotify_ids(self) -> frozenset[str]:
+        return frozenset(i.strip() for i in self.auth_allowed_spotify_ids.split(",") if i.strip())
+
+    @property
+    def spotify_scopes(self) -> str:
+        scopes = ["user-read-recently-played", "user-top-read"]
+        if self.spotify_request_email:
+            scopes += ["user-read-email", "user-read-private"]
+        return " ".join(scopes)
 
 
 S = TypeVar("S", bound=BaseSettings)

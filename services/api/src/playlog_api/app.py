@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from playlog import __version__
 from playlog.crypto import TokenCipher
 from playlog.db.engine import create_engine, create_sessionmaker
+from playlog.spotify.client import RetryPolicy, SpotifyClient
 from playlog.web.admin_auth import AdminAuthenticator
 from playlog.web.errors import install_error_handlers
 from playlog_api.admin.router import router as admin_router
+from playlog_api.auth.router import router as auth_router
 from playlog_api.health.router import router as health_router
 from playlog_api.settings import ApiSettings
 
@@ -22,25 +25,29 @@ def create_app(
     settings: ApiSettings,
     *,
     sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    spotify_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """Build the api. Pass ``sessionmaker`` to reuse a caller's database (tests)."""
+    """Build the api. Tests pass their own ``sessionmaker`` and a Spotify transport."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if sessionmaker is not None:
-            app.state.sessionmaker = sessionmaker
+        async with AsyncExitStack() as stack:
+            if sessionmaker is not None:
+                app.state.sessionmaker = sessionmaker
+            else:
+                engine = create_engine(
+                    settings.database_url,
+                    pool_size=settings.database_pool_size,
+                    echo=settings.database_echo,
+                )
+                stack.push_async_callback(engine.dispose)
+                app.state.sessionmaker = create_sessionmaker(engine)
+            app.state.spotify = None
+            if settings.spotify_configured:
+                http = httpx.AsyncClient(timeout=10.0, transport=spotify_transport)
+                stack.push_async_callback(http.aclose)
+                app.state.spotify = spotify_client(settings, http)
             yield
-            return
-        engine = create_engine(
-            settings.database_url,
-            pool_size=settings.database_pool_size,
-            echo=settings.database_echo,
-        )
-        app.state.sessionmaker = create_sessionmaker(engine)
-        try:
-            yield
-        finally:
-            await engine.dispose()
 
     app = FastAPI(title="Playlog API", version=__version__, lifespan=lifespan)
     app.state.settings = settings
@@ -49,4 +56,18 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(admin_router)
+    app.include_router(auth_router)
     return app
+
+
+def spotify_client(settings: ApiSettings, http: httpx.AsyncClient) -> SpotifyClient:
+    assert settings.spotify_client_id is not None
+    secret = settings.spotify_client_secret
+    return SpotifyClient(
+        http=http,
+        api_base_url=settings.spotify_api_base_url,
+        accounts_base_url=settings.spotify_accounts_base_url,
+        client_id=settings.spotify_client_id,
+        client_secret=secret.get_secret_value() if secret else None,
+        retry=RetryPolicy(max_retry_after_seconds=settings.spotify_max_retry_after_seconds),
+    )

@@ -9,9 +9,12 @@ from playlog.settings import (
     DatabaseSettings,
     EncryptionSettings,
     LoggingSettings,
+    SpotifySettings,
 )
 
 
-class ApiSettings(DatabaseSettings, EncryptionSettings, AdminAuthSettings, LoggingSettings):
+class ApiSettings(
+    DatabaseSettings, EncryptionSettings, AdminAuthSettings, LoggingSettings, SpotifySettings
+):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

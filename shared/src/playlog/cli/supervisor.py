@@ -126,21 +126,28 @@ def _ensure_free(host: str, port: int, variable: str) -> None:
             ) from None
 
 
-def _persistent_encryption_key(data_dir: Path) -> str:
-    """The development encryption key, generated once and kept under the data dir.
+def _development_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets that must survive restarts, generated once and kept under the data dir.
 
-    It must survive restarts: tokens stored with it are unreadable without it.
+    Stored tokens cannot be read without the same encryption key.
     """
     path = data_dir / "dev-secrets.json"
-    if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text())
-        return stored["token_encryption_key"]
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = generate_key()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump({"token_encryption_key": key}, handle)
-    return key
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    wanted = {"token_encryption_key": generate_key, "auth_state_secret": _token}
+    missing = {name: make() for name, make in wanted.items() if name not in stored}
+    if missing:
+        stored |= missing
+        data_dir.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(stored, handle)
+        temporary.replace(path)
+    return stored
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 def _wait_until_ready(supervisor: Supervisor, urls: list[str]) -> bool:
@@ -184,13 +191,16 @@ def run_development() -> int:
     env.update(API_PORT=str(api_port), FRONTEND_PORT=str(frontend_port))
     env.setdefault("API_BASE_URL", f"http://127.0.0.1:{api_port}")
     env.setdefault("LOG_FORMAT", "text")
+    kept = _development_secrets(data_dir_from_env())
     if not env.get("TOKEN_ENCRYPTION_KEY"):
-        env["TOKEN_ENCRYPTION_KEY"] = _persistent_encryption_key(data_dir_from_env())
+        env["TOKEN_ENCRYPTION_KEY"] = kept["token_encryption_key"]
+    if not env.get("AUTH_STATE_SECRET"):
+        env["AUTH_STATE_SECRET"] = kept["auth_state_secret"]
     generated_token = env.setdefault("ADMIN_AUTH_MODE", "token") == "token" and not env.get(
         "ADMIN_TOKEN"
     )
     if generated_token:
-        env["ADMIN_TOKEN"] = secrets.token_urlsafe(32)
+        env["ADMIN_TOKEN"] = _token()
     embedded = not env.get("DATABASE_URL", "").strip()
 
     supervisor = Supervisor(

@@ -20,7 +20,7 @@ from playlog.crypto import TokenCipher
 from playlog.db.models import SpotifyToken, SyncCheckpoint
 from playlog.errors import AppError
 from playlog.spotify.client import SpotifyClient
-from playlog.spotify.errors import SpotifyInvalidGrant
+from playlog.spotify.errors import SpotifyInvalidGrant, SpotifyUnauthorized
 from playlog.spotify.models import TokenResponse
 
 # Spotify refresh tokens die six months after the user authorised; refreshing does not
@@ -163,3 +163,16 @@ async def _mark_needs_reauth(session: AsyncSession, row: SpotifyToken, reason: s
         .where(SyncCheckpoint.user_id == row.user_id)
         .values(status="needs_reauth", error=reason)
     )
+
+
+class GrantToken:
+    """The access token of a grant just received (before it is stored): no refresh."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def access_token(self) -> str:
+        return self._token
+
+    async def refreshed_access_token(self, rejected: str) -> str:
+        raise SpotifyUnauthorized("Spotify rejected a token it had just issued", status=401)

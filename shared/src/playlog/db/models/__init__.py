@@ -1,5 +1,6 @@
 """All tables. Importing this package registers every model on ``Base.metadata``."""
 
+from playlog.db.models.auth import OAuthState
 from playlog.db.models.base import Base
 from playlog.db.models.catalog import Artist, Track, TrackArtist
 from playlog.db.models.logs import LogRecord
@@ -15,6 +16,7 @@ __all__ = [
     "ImportJob",
     "JobRun",
     "LogRecord",
+    "OAuthState",
     "Play",
     "SpotifyToken",
     "SyncCheckpoint",
