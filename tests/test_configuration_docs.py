@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Read outside the settings classes: by the CLI, compose, or the test suite.
 OTHER_VARIABLES = {
     "PLAYLOG_DATA_DIR",
+    "SPOTIFY_STAND_IN_PORT",
     "POSTGRES_PASSWORD",
     "POSTGRES_USER",
     "POSTGRES_DB",

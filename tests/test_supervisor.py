@@ -60,6 +60,7 @@ def test_run_serves_everything_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
         "PLAYLOG_DATA_DIR": str(data_dir),
         "API_PORT": str(api_port),
         "FRONTEND_PORT": str(frontend_port),
+        "SPOTIFY_STAND_IN_PORT": str(free_port()),
     }
     log = tmp_path / "run.log"
     supervisor = _start(env, log)
@@ -69,6 +70,11 @@ def test_run_serves_everything_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
         wait_for_status(f"http://127.0.0.1:{frontend_port}/healthz", timeout=90)
         token = _wait_for_line(log, r"admin token\s+(\S+)").group(1)
         assert f"http://127.0.0.1:{api_port}" in log.read_text()
+        # Demo mode: the stand-in's listener was connected through the real sign-in flow.
+        demo = _wait_for_line(log, r"spotify\s+demo mode \(stand-in at (\S+)\): (.*)")
+        assert demo.group(2).startswith("demo-listener connected as user ")
+        login = httpx.get(f"http://127.0.0.1:{api_port}/auth/login")
+        assert login.headers["location"].startswith(f"{demo.group(1)}/authorize?")
 
         # Another command joins the same embedded server while `run` holds it.
         added = subprocess.run(  # noqa: S603 - our own command
@@ -103,6 +109,9 @@ def test_run_serves_everything_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
     output = log.read_text()
     assert supervisor.returncode == 0, output
     assert "playlog: stopped" in output
+    # The demo sign-in passed through the api's access log: no code or state in clear.
+    assert "GET /auth/callback?code=[redacted]&state=[redacted]" in output
+    assert not re.search(r"\b(code|state)=(?!\[redacted\])", output)
     leftovers = [child for child in children if child.is_running() and child.status() != "zombie"]
     assert leftovers == []
     assert not _postgres_running(data_dir)
@@ -121,6 +130,7 @@ async def test_run_stops_everything_when_a_service_cannot_start(
             "API_PORT": str(free_port()),
             "FRONTEND_PORT": str(free_port()),
             "ADMIN_TOKEN": "changeme",
+            "SPOTIFY_STAND_IN_PORT": str(free_port()),
         },
         log,
     )
@@ -153,6 +163,7 @@ def test_run_with_an_unreachable_database_is_one_clear_error(tmp_path: Path) -> 
             "DATABASE_URL": f"postgresql://playlog@127.0.0.1:{free_port()}/playlog",
             "API_PORT": str(free_port()),
             "FRONTEND_PORT": str(free_port()),
+            "SPOTIFY_STAND_IN_PORT": str(free_port()),
             "PLAYLOG_DATA_DIR": str(tmp_path),
         },
         capture_output=True,

@@ -4,12 +4,35 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 # Attributes every LogRecord has; anything else passed through ``extra=`` is context.
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+# Credentials that can appear in URLs or forms (an OAuth callback's query string ends up
+# in the access log): their values are replaced before any handler writes the line.
+_CREDENTIALS = re.compile(
+    r"\b(code|state|code_verifier|access_token|refresh_token|client_secret|token)=([^&\s\"']+)"
+)
+
+
+def redact(text: str) -> str:
+    return _CREDENTIALS.sub(r"\1=[redacted]", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message with credentials redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,6 +66,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
         handler.setFormatter(
             logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
         )
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -6,7 +6,9 @@ import argparse
 
 import uvicorn
 
+from playlog.errors import ConfigurationError
 from playlog.logging import configure_logging
+from playlog.settings import LoggingSettings, load_settings
 from playlog.spotify.stand_in import StandInAccount, StandInConfig, create_stand_in_app
 
 
@@ -66,6 +68,10 @@ def build_config(args: argparse.Namespace) -> StandInConfig:
 
 def serve(args: argparse.Namespace) -> int:
     config = build_config(args)
-    configure_logging("spotify-stand-in")
+    try:
+        logging_settings = load_settings(LoggingSettings)
+    except ConfigurationError as exc:
+        raise SystemExit(f"playlog: error: {exc}") from None
+    configure_logging("spotify-stand-in", logging_settings.log_level, logging_settings.log_format)
     uvicorn.run(create_stand_in_app(config), host=args.host, port=args.port, log_config=None)
     return 0

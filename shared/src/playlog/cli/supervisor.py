@@ -30,6 +30,7 @@ from playlog.crypto import generate_key
 from playlog.db import migrate
 from playlog.db.embedded import data_dir_from_env
 from playlog.errors import ConfigurationError
+from playlog.spotify.stand_in import StandInConfig
 
 # SIGTERM → SIGKILL grace; with the database stop this keeps a full stop under 10 s.
 STOP_GRACE_SECONDS = 7.0
@@ -40,7 +41,8 @@ _PR_SET_PDEATHSIG = 1
 @dataclass
 class Child:
     name: str
-    module: str
+    # Arguments after `python -m`.
+    args: list[str]
     process: subprocess.Popen[bytes] | None = None
 
 
@@ -59,7 +61,7 @@ class Supervisor:
     def start(self) -> None:
         for child in self.children:
             child.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", child.module],
+                [sys.executable, "-m", *child.args],
                 env=self.env,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
@@ -150,21 +152,34 @@ def _token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _wait_until_ready(supervisor: Supervisor, urls: list[str]) -> bool:
+def _wait_until_ready(supervisor: Supervisor, checks: list[tuple[str, int]]) -> bool:
+    """Poll each (url, expected status) in turn until all answer or time runs out."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    pending = list(urls)
+    pending = list(checks)
     with httpx.Client(timeout=2.0) as client:
         while pending and time.monotonic() < deadline:
             if supervisor.stop_requested.is_set() or supervisor.exited():
                 return False
+            url, expected = pending[0]
             try:
-                if client.get(pending[0]).status_code == 200:
+                if client.get(url).status_code == expected:
                     pending.pop(0)
                     continue
             except httpx.TransportError:
                 pass
             time.sleep(0.3)
     return not pending
+
+
+def _connect_demo_listener(api: str) -> str:
+    """Sign the stand-in's demo listener in through the api's real OAuth flow."""
+    with httpx.Client(timeout=10.0) as browser:
+        login = browser.get(f"{api}/auth/login")
+        consent = browser.get(login.headers["location"])
+        done = browser.get(consent.headers["location"], headers={"Accept": "application/json"})
+        done.raise_for_status()
+        connected: dict[str, str] = done.json()
+    return f"{connected['spotify_user_id']} connected as user {connected['user_id']}"
 
 
 def _describe_database(url: str, embedded: bool) -> str:
@@ -202,15 +217,34 @@ def run_development() -> int:
     if generated_token:
         env["ADMIN_TOKEN"] = _token()
     embedded = not env.get("DATABASE_URL", "").strip()
+    children = [
+        Child("api", ["playlog_api"]),
+        Child("frontend", ["playlog_frontend"]),
+        Child("collector", ["playlog_collector"]),
+    ]
+    checks = [
+        (f"http://127.0.0.1:{api_port}/readyz", 200),
+        (f"http://127.0.0.1:{frontend_port}/healthz", 200),
+    ]
+    stand_in: str | None = None
+    if not env.get("SPOTIFY_CLIENT_ID", "").strip():
+        # Demo mode: no Spotify app configured, so a local stand-in plays Spotify.
+        stand_in_port = _port("SPOTIFY_STAND_IN_PORT", 8090)
+        _ensure_free("127.0.0.1", stand_in_port, "SPOTIFY_STAND_IN_PORT")
+        stand_in = f"http://127.0.0.1:{stand_in_port}"
+        redirect_uri = f"http://127.0.0.1:{api_port}/auth/callback"
+        env.update(
+            SPOTIFY_CLIENT_ID=StandInConfig.client_id,
+            SPOTIFY_REDIRECT_URI=redirect_uri,
+            SPOTIFY_API_BASE_URL=f"{stand_in}/v1",
+            SPOTIFY_ACCOUNTS_BASE_URL=stand_in,
+        )
+        args = ["playlog", "spotify-stand-in", "--port", str(stand_in_port)]
+        children.insert(0, Child("spotify-stand-in", [*args, "--redirect-uri", redirect_uri]))
+        # Any answer means it is up: /v1/me without a token is a 401.
+        checks.insert(0, (f"{stand_in}/v1/me", 401))
 
-    supervisor = Supervisor(
-        [
-            Child("api", "playlog_api"),
-            Child("frontend", "playlog_frontend"),
-            Child("collector", "playlog_collector"),
-        ],
-        env,
-    )
+    supervisor = Supervisor(children, env)
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         supervisor.stop_requested.set()
@@ -226,7 +260,13 @@ def run_development() -> int:
         try:
             api = f"http://127.0.0.1:{api_port}"
             dashboard = f"http://127.0.0.1:{frontend_port}"
-            ready = _wait_until_ready(supervisor, [f"{api}/readyz", f"{dashboard}/healthz"])
+            ready = _wait_until_ready(supervisor, checks)
+            spotify = f"Spotify app {env['SPOTIFY_CLIENT_ID']}"
+            if ready and stand_in is not None:
+                try:
+                    spotify = f"demo mode (stand-in at {stand_in}): {_connect_demo_listener(api)}"
+                except (httpx.HTTPError, KeyError, ValueError) as exc:
+                    spotify = f"demo mode (stand-in at {stand_in}): connecting failed ({exc})"
             if ready:
                 print(
                     "\nPlaylog is running\n"
@@ -234,13 +274,14 @@ def run_development() -> int:
                     f"  dashboard     {dashboard}\n"
                     f"  {_credentials(env, generated_token)}\n"
                     f"  database      {_describe_database(url, embedded)}\n"
+                    f"  spotify       {spotify}\n"
                     "Press Ctrl-C to stop.\n",
                     flush=True,
                 )
             elif not supervisor.stop_requested.is_set() and not supervisor.exited():
                 print(
                     f"playlog: not ready after {READY_TIMEOUT_SECONDS:.0f}s "
-                    f"({api}/readyz, {dashboard}/healthz); still running, see the logs above",
+                    f"({', '.join(url for url, _ in checks)}); still running, see the logs above",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -16,7 +16,18 @@ from playlog.testing.postgres import PostgresServer, find_server
 
 # Variables read by Playlog settings; cleared for every test so the developer's shell
 # cannot change what a test sees.
-_SETTINGS_PREFIXES = ("ADMIN_", "API_", "COLLECTOR_", "FRONTEND_", "LOG_", "PLAYLOG_")
+_SETTINGS_PREFIXES = (
+    "ADMIN_",
+    "API_",
+    "AUTH_",
+    "COLLECTOR_",
+    "FRONTEND_",
+    "LOG_",
+    "PLAYLOG_",
+    "SPOTIFY_",
+)
+# Test configuration, not service settings.
+_KEEP = {"SPOTIFY_OPENAPI_SPEC"}
 _SETTINGS_NAMES = ("DATABASE_URL", "DATABASE_POOL_SIZE", "DATABASE_ECHO", "TOKEN_ENCRYPTION_KEY")
 
 DatabaseFactory = Callable[[], Awaitable[str]]
@@ -25,6 +36,8 @@ DatabaseFactory = Callable[[], Awaitable[str]]
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
+        if name in _KEEP:
+            continue
         if name in _SETTINGS_NAMES or name.startswith(_SETTINGS_PREFIXES):
             monkeypatch.delenv(name)
 
