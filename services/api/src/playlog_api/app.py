@@ -16,6 +16,7 @@ from playlog.spotify.client import RetryPolicy, SpotifyClient
 from playlog.web.admin_auth import AdminAuthenticator
 from playlog.web.errors import install_error_handlers
 from playlog_api.admin.router import router as admin_router
+from playlog_api.admin.users import router as admin_users_router
 from playlog_api.auth.router import router as auth_router
 from playlog_api.health.router import router as health_router
 from playlog_api.settings import ApiSettings
@@ -56,6 +57,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(admin_router)
+    app.include_router(admin_users_router)
     app.include_router(auth_router)
     return app
 
