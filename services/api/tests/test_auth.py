@@ -87,7 +87,7 @@ async def flow(
     db_session: AsyncSession,
 ) -> AsyncIterator[Flow]:
     async for opened in open_flow(
-        settings_for(api_settings), db_sessionmaker, db_session, StandInConfig()
+        settings_for(api_settings), db_sessionmaker, db_session, StandInConfig(enable_control=True)
     ):
         yield opened
 
@@ -248,3 +248,41 @@ def test_spotify_settings_enforce_the_redirect_rule(monkeypatch: pytest.MonkeyPa
         load_settings(SpotifySettings)
     monkeypatch.setenv("AUTH_STATE_SECRET", STATE_SECRET)
     assert load_settings(SpotifySettings).spotify_configured
+
+
+async def test_check_connection_refreshes_rotates_and_detects_revocation(
+    flow: Flow, admin_token: str, encryption_key: str
+) -> None:
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    connected = await flow.api.get(await flow.consent(await flow.start()), headers=JSON)
+    user_id = connected.json()["user_id"]
+    cipher = TokenCipher(encryption_key)
+
+    async def stored_refresh_token() -> str:
+        flow.session.expire_all()
+        row = await flow.session.get(SpotifyToken, user_id)
+        assert row is not None
+        return cipher.decrypt(row.refresh_token_encrypted)
+
+    check = await flow.api.post(f"/admin/users/{user_id}/check-connection", headers=admin)
+    assert check.status_code == 200
+    assert check.json()["spotify_user_id"] == "demo-listener"
+    before = await stored_refresh_token()
+
+    # Forced expiry: one refresh, and the rotated refresh token is what is stored now.
+    await flow.spotify.post("/_control/expire-access-tokens")
+    check = await flow.api.post(f"/admin/users/{user_id}/check-connection", headers=admin)
+    assert check.status_code == 200
+    rotated = await stored_refresh_token()
+    assert rotated != before
+
+    # Revoked on Spotify's side: the user is marked needs_reauth, visible to the admin.
+    await flow.spotify.post("/_control/revoke", json={"account": "demo-listener"})
+    await flow.spotify.post("/_control/expire-access-tokens")
+    check = await flow.api.post(f"/admin/users/{user_id}/check-connection", headers=admin)
+    assert check.status_code == 409
+    assert check.json()["error"]["code"] == "spotify_reauth_required"
+    detail = (await flow.api.get(f"/admin/users/{user_id}", headers=admin)).json()
+    assert detail["spotify"]["state"] == "needs_reauth"
+    assert "refresh token rejected" in detail["spotify"]["reason"]
+    assert detail["checkpoint"]["status"] == "needs_reauth"

@@ -65,6 +65,13 @@ class RateLimited(AppError):
     code = "rate_limited"
 
 
+class BadGateway(AppError):
+    """An upstream service (Spotify) answered with something we cannot use."""
+
+    status_code = 502
+    code = "bad_gateway"
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "service_unavailable"

@@ -6,16 +6,20 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.db.models import SpotifyToken, SyncCheckpoint, User
-from playlog.errors import NotFound
-from playlog.spotify.tokens import TokenState, token_status
+from playlog.errors import BadGateway, NotFound, RateLimited, ServiceUnavailable
+from playlog.spotify.client import SpotifyClient
+from playlog.spotify.errors import SpotifyError, SpotifyRateLimited, SpotifyUnavailable
+from playlog.spotify.tokens import ReauthRequired, TokenState, UserTokens, token_status
 from playlog.web.admin_auth import require_admin
 from playlog.web.db import DbSession
+from playlog.web.errors import error_response
 
 router = APIRouter(prefix="/admin/users", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -88,6 +92,49 @@ async def get_user(user: LoadedUser, session: DbSession) -> UserDetail:
     """A user's profile, Spotify connection status (ok / expires_soon / needs_reauth /
     not_connected, with the refresh-token expiry) and sync checkpoint."""
     return await _detail(session, user)
+
+
+class ConnectionCheck(BaseModel):
+    spotify_user_id: str
+    display_name: str | None
+    spotify: SpotifyConnection
+
+
+@router.post(
+    "/{user_id}/check-connection",
+    response_model=ConnectionCheck,
+    responses={409: {"description": "the user must reconnect Spotify"}},
+)
+async def check_connection(
+    user: LoadedUser, request: Request, session: DbSession
+) -> ConnectionCheck | JSONResponse:
+    """Call Spotify as this user (refreshing the access token if needed) and report.
+
+    409 when the user must reconnect (the refresh token is dead; the user is marked
+    needs_reauth), 429 with Retry-After when Spotify throttles, 503 when it is down.
+    """
+    client: SpotifyClient | None = request.app.state.spotify
+    if client is None:
+        raise ServiceUnavailable("Spotify is not configured: set SPOTIFY_CLIENT_ID")
+    tokens = UserTokens(request.app.state.sessionmaker, request.app.state.cipher, client, user.id)
+    try:
+        profile = await client.me(tokens)
+    except ReauthRequired as exc:
+        # Returned, not raised: the needs_reauth mark is committed by the token manager,
+        # and the request's own transaction should end normally too.
+        return error_response(exc.status_code, exc.code, exc.message)
+    except SpotifyRateLimited as exc:
+        raise RateLimited(
+            str(exc), headers={"Retry-After": str(int(exc.retry_after_seconds) + 1)}
+        ) from None
+    except SpotifyUnavailable as exc:
+        raise ServiceUnavailable(str(exc)) from None
+    except SpotifyError as exc:
+        raise BadGateway(f"Spotify refused the call: {exc}") from None
+    detail = await _detail(session, user)
+    return ConnectionCheck(
+        spotify_user_id=profile.id, display_name=profile.display_name, spotify=detail.spotify
+    )
 
 
 @router.post("/{user_id}/disconnect")
