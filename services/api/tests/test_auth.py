@@ -16,7 +16,7 @@ from playlog.crypto import TokenCipher
 from playlog.db.models import SpotifyToken, SyncCheckpoint, User
 from playlog.errors import ConfigurationError
 from playlog.settings import SpotifySettings, load_settings
-from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
+from playlog.spotify.stand_in import StandInAccount, StandInConfig, create_stand_in_app
 from playlog.testing.http import asgi_client
 from playlog_api.app import create_app
 from playlog_api.settings import ApiSettings
@@ -286,3 +286,47 @@ async def test_check_connection_refreshes_rotates_and_detects_revocation(
     assert detail["spotify"]["state"] == "needs_reauth"
     assert "refresh token rejected" in detail["spotify"]["reason"]
     assert detail["checkpoint"]["status"] == "needs_reauth"
+
+
+async def test_email_scopes_only_when_configured(
+    api_settings: ApiSettings,
+    db_sessionmaker: async_sessionmaker[AsyncSession],
+    db_session: AsyncSession,
+) -> None:
+    for request_email, expected in (
+        (False, "user-read-recently-played user-top-read"),
+        (True, "user-read-recently-played user-top-read user-read-email user-read-private"),
+    ):
+        settings = settings_for(api_settings, spotify_request_email=request_email)
+        async for flow in open_flow(settings, db_sessionmaker, db_session, StandInConfig()):
+            authorize = httpx.URL(await flow.start())
+            assert authorize.params["scope"] == expected
+
+
+async def test_revoking_one_user_leaves_the_others_connected(
+    api_settings: ApiSettings,
+    db_sessionmaker: async_sessionmaker[AsyncSession],
+    db_session: AsyncSession,
+    admin_token: str,
+) -> None:
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    two = StandInConfig(
+        enable_control=True,
+        accounts=(StandInAccount("alice", "Alice"), StandInAccount("bob", "Bob", seed=1)),
+        authorize_as="alice",
+    )
+    async for flow in open_flow(settings_for(api_settings), db_sessionmaker, db_session, two):
+        users = {}
+        for account in ("alice", "bob"):
+            await flow.spotify.post("/_control/sign-in-as", json={"account": account})
+            done = await flow.api.get(await flow.consent(await flow.start()), headers=JSON)
+            users[account] = done.json()["user_id"]
+        await flow.spotify.post("/_control/revoke", json={"account": "alice"})
+        await flow.spotify.post("/_control/expire-access-tokens")
+        checks = {
+            account: await flow.api.post(f"/admin/users/{user}/check-connection", headers=admin)
+            for account, user in users.items()
+        }
+        assert checks["alice"].status_code == 409
+        assert checks["bob"].status_code == 200
+        assert checks["bob"].json()["spotify"]["state"] == "ok"
