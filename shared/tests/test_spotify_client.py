@@ -25,7 +25,7 @@ from playlog.spotify.errors import (
 from playlog.spotify.limiter import AppRateLimiter
 from playlog.spotify.models import PagedTracks, RecentlyPlayed
 from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
-from playlog.testing.spotify import REDIRECT_URI, pkce_pair
+from playlog.testing.spotify import REDIRECT_URI, authorization_code
 
 SECRET_TOKEN = "BQD-access-token-that-must-never-be-logged"
 CONFIG = StandInConfig(enable_control=True, history_hours=24)
@@ -118,19 +118,7 @@ async def connected() -> AsyncIterator[tuple[SpotifyClient, RefreshingTokens, ht
     sleeps = Sleeps()
     client = make_client(transport, sleeps)
     async with httpx.AsyncClient(transport=transport, base_url="http://spotify") as browser:
-        verifier, challenge = pkce_pair()
-        redirect = await browser.get(
-            "/authorize",
-            params={
-                "client_id": CONFIG.client_id,
-                "response_type": "code",
-                "redirect_uri": REDIRECT_URI,
-                "scope": "user-read-recently-played user-top-read",
-                "code_challenge_method": "S256",
-                "code_challenge": challenge,
-            },
-        )
-        code = httpx.URL(redirect.headers["location"]).params["code"]
+        code, verifier = await authorization_code(browser, CONFIG)
         granted = await client.exchange_code(code, REDIRECT_URI, verifier)
         assert granted.refresh_token is not None
         yield client, RefreshingTokens(client, granted.access_token, granted.refresh_token), browser

@@ -16,8 +16,8 @@ import pytest_asyncio
 import yaml
 from jsonschema import Draft4Validator
 
-from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
-from playlog.testing.spotify import sign_in
+from playlog.spotify.stand_in import StandInConfig
+from playlog.testing.spotify import signed_in_stand_in
 
 SPEC_PATH = os.environ.get("SPOTIFY_OPENAPI_SPEC", "")
 
@@ -65,11 +65,8 @@ def validate(components: dict[str, Any], response_name: str, body: Any) -> None:
 
 @pytest_asyncio.fixture
 async def api() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_stand_in_app(StandInConfig(enable_control=True, history_hours=24))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://stand-in") as client:
-        tokens = await sign_in(client, CONFIG)
-        client.headers["Authorization"] = f"Bearer {tokens.access_token}"
+    """A client of the stand-in that is already signed in as the demo listener."""
+    async with signed_in_stand_in(CONFIG) as client:
         yield client
 
 

@@ -19,7 +19,7 @@ from playlog.spotify.models import (
     Track,
 )
 from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
-from playlog.testing.spotify import sign_in
+from playlog.testing.spotify import sign_in, signed_in_stand_in
 
 CONFIG = StandInConfig(enable_control=True, history_hours=24)
 
@@ -27,11 +27,7 @@ CONFIG = StandInConfig(enable_control=True, history_hours=24)
 @pytest_asyncio.fixture
 async def api() -> AsyncIterator[httpx.AsyncClient]:
     """A client of the stand-in that is already signed in as the demo listener."""
-    app = create_stand_in_app(StandInConfig(enable_control=True, history_hours=24))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://stand-in") as client:
-        tokens = await sign_in(client, CONFIG)
-        client.headers["Authorization"] = f"Bearer {tokens.access_token}"
+    async with signed_in_stand_in(CONFIG) as client:
         yield client
 
 

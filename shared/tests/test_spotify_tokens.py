@@ -27,7 +27,7 @@ from playlog.spotify.tokens import (
     store_grant,
     token_status,
 )
-from playlog.testing.spotify import REDIRECT_URI, pkce_pair
+from playlog.testing.spotify import REDIRECT_URI, authorization_code
 
 CONFIG = StandInConfig(enable_control=True)
 
@@ -60,21 +60,8 @@ async def setup(db_engine: AsyncEngine) -> AsyncIterator[Setup]:
     cipher = TokenCipher(Fernet.generate_key().decode())
     sessionmaker = create_sessionmaker(db_engine)
     async with httpx.AsyncClient(transport=stand_in, base_url="http://spotify") as control:
-        verifier, challenge = pkce_pair()
-        redirect = await control.get(
-            "/authorize",
-            params={
-                "client_id": CONFIG.client_id,
-                "response_type": "code",
-                "redirect_uri": REDIRECT_URI,
-                "scope": "user-read-recently-played user-top-read",
-                "code_challenge_method": "S256",
-                "code_challenge": challenge,
-            },
-        )
-        grant = await client.exchange_code(
-            httpx.URL(redirect.headers["location"]).params["code"], REDIRECT_URI, verifier
-        )
+        code, verifier = await authorization_code(control, CONFIG)
+        grant = await client.exchange_code(code, REDIRECT_URI, verifier)
         async with sessionmaker.begin() as session:
             user = User(display_name="Token Test")
             session.add(user)
