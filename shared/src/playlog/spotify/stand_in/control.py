@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from playlog.spotify.stand_in.state import StandInState
@@ -79,7 +79,7 @@ async def sign_in_as(request: Request, body: Account) -> dict[str, Any]:
     """Choose the account the next /authorize approves (a browser would ask the user)."""
     state = _state(request)
     if body.account not in state.accounts:
-        return {"error": f"unknown account {body.account}"}
+        raise HTTPException(404, f"unknown account {body.account}")
     state.config.authorize_as = body.account
     return {"authorize_as": body.account}
 

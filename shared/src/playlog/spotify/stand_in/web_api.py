@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -168,16 +168,26 @@ async def top(request: Request, kind: str) -> dict[str, Any]:
     listener.advance_to(now)
     since = now - _TIME_RANGES[time_range] if time_range in _TIME_RANGES else None
     plays = [p for p in listener.listed_plays() if since is None or p.played_at >= since]
+    catalog = state.catalog
     if kind == "tracks":
-        counts = Counter(play.track.id for play in plays)
-        ranked = [track_json(state.catalog.tracks_by_id[i]) for i, _ in counts.most_common()]
-    else:
-        counts = Counter(artist.id for play in plays for artist in play.track.artists)
-        ranked = [artist_json(state.catalog.artists_by_id[i]) for i, _ in counts.most_common()]
-    return _page(request, ranked, limit, offset)
+        tracks = Counter(play.track.id for play in plays)
+        ranked = [catalog.tracks_by_id[i] for i, _ in tracks.most_common()]
+        return _page(request, ranked, track_json, limit, offset)
+    artists = Counter(artist.id for play in plays for artist in play.track.artists)
+    return _page(
+        request, [catalog.artists_by_id[i] for i, _ in artists.most_common()], artist_json,
+        limit, offset,
+    )  # fmt: skip
 
 
-def _page(request: Request, items: list[dict[str, Any]], limit: int, offset: int) -> dict[str, Any]:
+def _page(
+    request: Request,
+    items: Sequence[T],
+    render: Callable[[T], dict[str, Any]],
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    """A paging object; only the items on the page are rendered."""
     params = dict(request.query_params)
 
     def link(new_offset: int) -> str:
@@ -185,7 +195,7 @@ def _page(request: Request, items: list[dict[str, Any]], limit: int, offset: int
 
     return {
         "href": str(request.url),
-        "items": items[offset : offset + limit],
+        "items": [render(item) for item in items[offset : offset + limit]],
         "limit": limit,
         "next": link(offset + limit) if offset + limit < len(items) else None,
         "offset": offset,
@@ -210,16 +220,25 @@ async def search(request: Request) -> dict[str, Any]:
     limit = _int(request, "limit", 5, 1, 10)
     offset = _int(request, "offset", 0, 0, 1000)
     catalog = state.catalog
-    found: dict[str, list[dict[str, Any]]] = {
-        "track": [
-            track_json(track)
-            for track in catalog.tracks
-            if query in track.name.lower() or any(query in a.name.lower() for a in track.artists)
-        ],
-        "artist": [artist_json(a) for a in catalog.artists if query in a.name.lower()],
-        "album": [album_json(a) for a in catalog.albums if query in a.name.lower()],
-    }
-    return {f"{t}s": _page(request, found.get(t, []), limit, offset) for t in types}
+    results: dict[str, Any] = {}
+    for kind in types:
+        if kind == "track":
+            tracks = [
+                t
+                for t in catalog.tracks
+                if query in t.name.lower() or any(query in a.name.lower() for a in t.artists)
+            ]
+            results["tracks"] = _page(request, tracks, track_json, limit, offset)
+        elif kind == "artist":
+            artists = [a for a in catalog.artists if query in a.name.lower()]
+            results["artists"] = _page(request, artists, artist_json, limit, offset)
+        elif kind == "album":
+            albums = [a for a in catalog.albums if query in a.name.lower()]
+            results["albums"] = _page(request, albums, album_json, limit, offset)
+        else:
+            # Playlists, shows, episodes and audiobooks: the catalogue has none.
+            results[f"{kind}s"] = _page(request, [], track_json, limit, offset)
+    return results
 
 
 @router.get("/tracks/{item_id}")
