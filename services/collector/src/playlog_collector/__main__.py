@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 
+from playlog.db.heartbeat import STALE_AFTER
 from playlog.errors import ConfigurationError
 from playlog.logging import configure_logging
 from playlog.settings import load_settings
@@ -20,7 +21,12 @@ def main(argv: list[str] | None = None) -> None:
     probe = commands.add_parser(
         "healthcheck", help="exit 0 when a collector on this host has beaten recently"
     )
-    probe.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
+    probe.add_argument(
+        "--max-age",
+        type=float,
+        default=STALE_AFTER.total_seconds(),
+        help=f"seconds (default {STALE_AFTER.total_seconds():.0f}, as the admin API)",
+    )
     args = parser.parse_args(argv)
 
     try:

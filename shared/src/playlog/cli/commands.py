@@ -30,23 +30,19 @@ def db_downgrade(args: argparse.Namespace) -> int:
 
 
 def db_current(_: argparse.Namespace) -> int:
-    found: list[str | None] = []
-
-    async def read(engine: AsyncEngine) -> None:
+    async def read(engine: AsyncEngine) -> str | None:
         async with engine.connect() as connection:
-            found.append(await migrate.current_revision(connection))
+            return await migrate.current_revision(connection)
 
     with database_url() as url:
-        run_on_database(url, read)
-    print(f"current: {found[0] or 'none (empty database)'}")
+        current = run_on_database(url, read)
+    print(f"current: {current or 'none (empty database)'}")
     print(f"head:    {migrate.head_revision()}")
     return 0
 
 
 def users_add(args: argparse.Namespace) -> int:
-    created: dict[str, str | None] = {}
-
-    async def add(engine: AsyncEngine) -> None:
+    async def add(engine: AsyncEngine) -> dict[str, str | None]:
         async with create_sessionmaker(engine).begin() as session:
             user = await create_user(
                 session,
@@ -54,15 +50,15 @@ def users_add(args: argparse.Namespace) -> int:
                 timezone=args.timezone,
                 spotify_user_id=args.spotify_id,
             )
-            created.update(
-                id=str(user.id),
-                display_name=user.display_name,
-                timezone=user.timezone,
-                spotify_user_id=user.spotify_user_id,
-            )
+            return {
+                "id": str(user.id),
+                "display_name": user.display_name,
+                "timezone": user.timezone,
+                "spotify_user_id": user.spotify_user_id,
+            }
 
     with database_url() as url:
-        run_on_database(url, add)
+        created = run_on_database(url, add)
     print(json.dumps(created) if args.json else created["id"])
     return 0
 

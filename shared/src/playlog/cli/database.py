@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from playlog.db.embedded import EmbeddedPostgres, data_dir_from_env
-from playlog.db.engine import EngineWork, normalize_database_url, with_engine
+from playlog.db.engine import normalize_database_url, with_engine
 from playlog.errors import ConfigurationError
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -37,10 +41,10 @@ def database_url() -> Iterator[str]:
         server.stop()
 
 
-def run_on_database(url: str, work: EngineWork) -> None:
+def run_on_database(url: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Run async database work for a command; connection problems become one-line errors."""
     try:
-        asyncio.run(with_engine(url, work))
+        return asyncio.run(with_engine(url, work))
     except (DBAPIError, OSError) as exc:
         raise ConfigurationError(f"cannot use the database: {_first_line(exc)}") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -51,13 +52,13 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-EngineWork = Callable[[AsyncEngine], Awaitable[None]]
+T = TypeVar("T")
 
 
-async def with_engine(url: str | URL, work: EngineWork) -> None:
-    """Run one piece of work on a short-lived engine (CLI commands, probes)."""
+async def with_engine(url: str | URL, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run one piece of work on a short-lived engine and return its result (CLI commands)."""
     engine = create_engine(url, pool_size=1)
     try:
-        await work(engine)
+        return await work(engine)
     finally:
         await engine.dispose()

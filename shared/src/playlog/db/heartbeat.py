@@ -7,7 +7,7 @@ import socket
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,7 +60,8 @@ async def prune(session: AsyncSession, older_than: timedelta = timedelta(days=7)
 
 
 async def mark_stopped(session: AsyncSession, worker_id: str) -> None:
-    row = await session.get(WorkerHeartbeat, worker_id)
-    if row is not None:
-        row.stopped_at = await session.scalar(select(func.now()))
-        row.activity = "stopped"
+    await session.execute(
+        update(WorkerHeartbeat)
+        .where(WorkerHeartbeat.worker_id == worker_id)
+        .values(stopped_at=func.now(), activity="stopped")
+    )

@@ -11,9 +11,8 @@ import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Request
 
 from playlog.errors import Unauthorized
 from playlog.settings import AdminAuthSettings
@@ -89,6 +88,3 @@ def _decode_basic(credentials: str) -> tuple[str, str]:
 def require_admin(request: Request) -> AdminPrincipal:
     authenticator: AdminAuthenticator = request.app.state.admin_auth
     return authenticator.authenticate(request.headers.get("authorization"))
-
-
-Admin = Annotated[AdminPrincipal, Depends(require_admin)]
