@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from playlog.crypto import TokenCipher
+from playlog.db.engine import create_sessionmaker
 from playlog.db.models import SpotifyToken, SyncCheckpoint, User
 from playlog.errors import ConfigurationError
 from playlog.settings import SpotifySettings, load_settings
@@ -65,6 +67,7 @@ def settings_for(api_settings: ApiSettings, **changes: object) -> ApiSettings:
     return ApiSettings(**values)  # type: ignore[arg-type]
 
 
+@asynccontextmanager
 async def open_flow(
     settings: ApiSettings,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -86,10 +89,23 @@ async def flow(
     db_sessionmaker: async_sessionmaker[AsyncSession],
     db_session: AsyncSession,
 ) -> AsyncIterator[Flow]:
-    async for opened in open_flow(
+    async with open_flow(
         settings_for(api_settings), db_sessionmaker, db_session, StandInConfig(enable_control=True)
-    ):
+    ) as opened:
         yield opened
+
+
+@pytest_asyncio.fixture
+async def committed(db_engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Real transactions, as in production: the token manager commits on its own while the
+    request's transaction runs (in the rolled-back harness both would share one connection).
+    The users these tests connect are deleted afterwards."""
+    sessionmaker = create_sessionmaker(db_engine)
+    yield sessionmaker
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            delete(User).where(User.spotify_user_id.in_(("demo-listener", "alice", "bob")))
+        )
 
 
 async def test_connecting_stores_user_encrypted_tokens_and_checkpoint(
@@ -186,9 +202,9 @@ async def test_denied_consent_stores_nothing(
     db_sessionmaker: async_sessionmaker[AsyncSession],
     db_session: AsyncSession,
 ) -> None:
-    async for flow in open_flow(
+    async with open_flow(
         settings_for(api_settings), db_sessionmaker, db_session, StandInConfig(approve=False)
-    ):
+    ) as flow:
         callback = await flow.consent(await flow.start())
         assert "error=access_denied" in callback
         page = await flow.api.get(callback)
@@ -203,7 +219,7 @@ async def test_allowlist_refuses_other_accounts(
     db_session: AsyncSession,
 ) -> None:
     settings = settings_for(api_settings, auth_allowed_spotify_ids="someone, else")
-    async for flow in open_flow(settings, db_sessionmaker, db_session, StandInConfig()):
+    async with open_flow(settings, db_sessionmaker, db_session, StandInConfig()) as flow:
         callback = await flow.consent(await flow.start())
         response = await flow.api.get(callback, headers=JSON)
         assert response.status_code == 403
@@ -251,41 +267,50 @@ def test_spotify_settings_enforce_the_redirect_rule(monkeypatch: pytest.MonkeyPa
 
 
 async def test_check_connection_refreshes_rotates_and_detects_revocation(
-    flow: Flow, admin_token: str, encryption_key: str
+    api_settings: ApiSettings,
+    committed: async_sessionmaker[AsyncSession],
+    admin_token: str,
+    encryption_key: str,
 ) -> None:
-    admin = {"Authorization": f"Bearer {admin_token}"}
-    connected = await flow.api.get(await flow.consent(await flow.start()), headers=JSON)
-    user_id = connected.json()["user_id"]
-    cipher = TokenCipher(encryption_key)
+    async with (
+        committed() as session,
+        open_flow(
+            settings_for(api_settings), committed, session, StandInConfig(enable_control=True)
+        ) as flow,
+    ):
+        admin = {"Authorization": f"Bearer {admin_token}"}
+        connected = await flow.api.get(await flow.consent(await flow.start()), headers=JSON)
+        user_id = connected.json()["user_id"]
+        cipher = TokenCipher(encryption_key)
 
-    async def stored_refresh_token() -> str:
-        flow.session.expire_all()
-        row = await flow.session.get(SpotifyToken, user_id)
-        assert row is not None
-        return cipher.decrypt(row.refresh_token_encrypted)
+        async def stored_refresh_token() -> str:
+            flow.session.expire_all()
+            row = await flow.session.get(SpotifyToken, user_id)
+            assert row is not None
+            return cipher.decrypt(row.refresh_token_encrypted)
 
-    check = await flow.api.post(f"/admin/users/{user_id}/check-connection", headers=admin)
-    assert check.status_code == 200
-    assert check.json()["spotify_user_id"] == "demo-listener"
-    before = await stored_refresh_token()
+        check = await flow.api.post(f"/admin/users/{user_id}/check-connection", headers=admin)
+        assert check.status_code == 200
+        assert check.json()["spotify_user_id"] == "demo-listener"
+        before = await stored_refresh_token()
 
-    # Forced expiry: one refresh, and the rotated refresh token is what is stored now.
-    await flow.spotify.post("/_control/expire-access-tokens")
-    check = await flow.api.post(f"/admin/users/{user_id}/check-connection", headers=admin)
-    assert check.status_code == 200
-    rotated = await stored_refresh_token()
-    assert rotated != before
+        # Forced expiry: one refresh, and the rotated refresh token is what is stored now.
+        await flow.spotify.post("/_control/expire-access-tokens")
+        check = await flow.api.post(f"/admin/users/{user_id}/check-connection", headers=admin)
+        assert check.status_code == 200
+        rotated = await stored_refresh_token()
+        assert rotated != before
 
-    # Revoked on Spotify's side: the user is marked needs_reauth, visible to the admin.
-    await flow.spotify.post("/_control/revoke", json={"account": "demo-listener"})
-    await flow.spotify.post("/_control/expire-access-tokens")
-    check = await flow.api.post(f"/admin/users/{user_id}/check-connection", headers=admin)
-    assert check.status_code == 409
-    assert check.json()["error"]["code"] == "spotify_reauth_required"
-    detail = (await flow.api.get(f"/admin/users/{user_id}", headers=admin)).json()
-    assert detail["spotify"]["state"] == "needs_reauth"
-    assert "refresh token rejected" in detail["spotify"]["reason"]
-    assert detail["checkpoint"]["status"] == "needs_reauth"
+        # Revoked on Spotify's side: the user is marked needs_reauth, visible to the admin.
+        await flow.spotify.post("/_control/revoke", json={"account": "demo-listener"})
+        await flow.spotify.post("/_control/expire-access-tokens")
+        check = await flow.api.post(f"/admin/users/{user_id}/check-connection", headers=admin)
+        assert check.status_code == 409
+        assert check.json()["error"]["code"] == "spotify_reauth_required"
+        detail = (await flow.api.get(f"/admin/users/{user_id}", headers=admin)).json()
+        assert detail["spotify"]["state"] == "needs_reauth"
+        assert "refresh token rejected" in detail["spotify"]["reason"]
+        assert detail["checkpoint"]["status"] == "needs_reauth"
 
 
 async def test_email_scopes_only_when_configured(
@@ -298,16 +323,13 @@ async def test_email_scopes_only_when_configured(
         (True, "user-read-recently-played user-top-read user-read-email user-read-private"),
     ):
         settings = settings_for(api_settings, spotify_request_email=request_email)
-        async for flow in open_flow(settings, db_sessionmaker, db_session, StandInConfig()):
+        async with open_flow(settings, db_sessionmaker, db_session, StandInConfig()) as flow:
             authorize = httpx.URL(await flow.start())
             assert authorize.params["scope"] == expected
 
 
 async def test_revoking_one_user_leaves_the_others_connected(
-    api_settings: ApiSettings,
-    db_sessionmaker: async_sessionmaker[AsyncSession],
-    db_session: AsyncSession,
-    admin_token: str,
+    api_settings: ApiSettings, committed: async_sessionmaker[AsyncSession], admin_token: str
 ) -> None:
     admin = {"Authorization": f"Bearer {admin_token}"}
     two = StandInConfig(
@@ -315,7 +337,10 @@ async def test_revoking_one_user_leaves_the_others_connected(
         accounts=(StandInAccount("alice", "Alice"), StandInAccount("bob", "Bob", seed=1)),
         authorize_as="alice",
     )
-    async for flow in open_flow(settings_for(api_settings), db_sessionmaker, db_session, two):
+    async with (
+        committed() as session,
+        open_flow(settings_for(api_settings), committed, session, two) as flow,
+    ):
         users = {}
         for account in ("alice", "bob"):
             await flow.spotify.post("/_control/sign-in-as", json={"account": account})

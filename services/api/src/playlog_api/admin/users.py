@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,10 +15,9 @@ from playlog.db.models import SpotifyToken, SyncCheckpoint, User
 from playlog.errors import BadGateway, NotFound, RateLimited, ServiceUnavailable
 from playlog.spotify.client import SpotifyClient
 from playlog.spotify.errors import SpotifyError, SpotifyRateLimited, SpotifyUnavailable
-from playlog.spotify.tokens import ReauthRequired, TokenState, UserTokens, token_status
+from playlog.spotify.tokens import TokenState, UserTokens, token_status
 from playlog.web.admin_auth import require_admin
 from playlog.web.db import DbSession
-from playlog.web.errors import error_response
 
 router = APIRouter(prefix="/admin/users", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -103,11 +101,11 @@ class ConnectionCheck(BaseModel):
 @router.post(
     "/{user_id}/check-connection",
     response_model=ConnectionCheck,
-    responses={409: {"description": "the user must reconnect Spotify"}},
+    responses={409: {"description": "the user must reconnect Spotify (spotify_reauth_required)"}},
 )
 async def check_connection(
     user: LoadedUser, request: Request, session: DbSession
-) -> ConnectionCheck | JSONResponse:
+) -> ConnectionCheck:
     """Call Spotify as this user (refreshing the access token if needed) and report.
 
     409 when the user must reconnect (the refresh token is dead; the user is marked
@@ -119,10 +117,6 @@ async def check_connection(
     tokens = UserTokens(request.app.state.sessionmaker, request.app.state.cipher, client, user.id)
     try:
         profile = await client.me(tokens)
-    except ReauthRequired as exc:
-        # Returned, not raised: the needs_reauth mark is committed by the token manager,
-        # and the request's own transaction should end normally too.
-        return error_response(exc.status_code, exc.code, exc.message)
     except SpotifyRateLimited as exc:
         raise RateLimited(
             str(exc), headers={"Retry-After": str(int(exc.retry_after_seconds) + 1)}
