@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Iterator, Mapping
 
 import pytest
 
-from playlog.logging import JsonFormatter, RedactingFilter, redact
+from playlog.logging import (
+    JsonFormatter,
+    RedactingFilter,
+    configure_logging,
+    current_log_context,
+    log_context,
+    redact,
+)
 
 
 def test_oauth_query_values_are_redacted() -> None:
@@ -41,3 +50,54 @@ def test_records_are_json_with_context_and_redacted(caplog: pytest.LogCaptureFix
     assert line["user_id"] == "u-1"
     assert "AQB-secret" not in line["message"]
     assert "code=[redacted]" in line["message"]
+
+
+def test_log_context_nests_merges_and_restores() -> None:
+    assert current_log_context() == {}
+    with log_context(user_id="u-1", job_run_id=1):
+        with log_context(job_run_id=2, request_id="r-1"):
+            assert current_log_context() == {"user_id": "u-1", "job_run_id": 2, "request_id": "r-1"}
+            with log_context(user_id=None):
+                # None leaves a field out for the block.
+                assert current_log_context() == {"job_run_id": 2, "request_id": "r-1"}
+        assert current_log_context() == {"user_id": "u-1", "job_run_id": 1}
+    assert current_log_context() == {}
+
+
+def test_log_context_refuses_record_attributes() -> None:
+    with pytest.raises(ValueError, match="message, name"), log_context(name="x", message="y"):
+        pass
+
+
+@pytest.fixture
+def restored_root_logger() -> Iterator[logging.Logger]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_stdout_lines_carry_the_context(
+    restored_root_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("api", "INFO", "json")
+    log = logging.getLogger("playlog.tests.logging")
+    with log_context(request_id="r-9", user_id="u-1"):
+        log.info("with context", extra={"user_id": "u-2"})
+    log.info("without")
+
+    with_context, without = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    # extra= is more specific than the surrounding context, so it wins.
+    assert (with_context["request_id"], with_context["user_id"]) == ("r-9", "u-2")
+    assert "request_id" not in without
+
+
+async def test_context_is_copied_into_tasks() -> None:
+    async def inner() -> Mapping[str, object]:
+        return current_log_context()
+
+    with log_context(job_run_id="run-1"):
+        task = asyncio.create_task(inner())
+    # The task started inside the block keeps that context after the block ended.
+    assert await task == {"job_run_id": "run-1"}

@@ -27,3 +27,9 @@ async def client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with asgi_client(create_app(api_settings, sessionmaker=db_sessionmaker)) as client:
         yield client
+
+
+@pytest.fixture
+def admin(admin_token: str) -> dict[str, str]:
+    """Headers that authenticate as the admin."""
+    return {"Authorization": f"Bearer {admin_token}"}

@@ -1,4 +1,4 @@
-"""Admin user detail (token status) and disconnect."""
+"""Admin user detail (token status, recent work, plays) and disconnect."""
 
 from __future__ import annotations
 
@@ -6,20 +6,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.crypto import TokenCipher
 from playlog.db.models import SpotifyToken, SyncCheckpoint, User
 from playlog.spotify.models import TokenResponse
 from playlog.spotify.tokens import REFRESH_TOKEN_LIFETIME, store_grant
+from playlog.testing.factories import add_gap, add_import_job, add_job_run, add_plays, add_user
 
 ACCESS, REFRESH = "at-SECRET-4567", "rt-SECRET-1234"
-
-
-@pytest.fixture
-def admin(admin_token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {admin_token}"}
 
 
 async def connected_user(
@@ -85,3 +80,35 @@ async def test_unknown_and_malformed_ids(client: httpx.AsyncClient, admin: dict[
 async def test_user_routes_need_the_admin(client: httpx.AsyncClient) -> None:
     response = await client.get(f"/admin/users/{uuid.uuid4()}")
     assert response.status_code == 401
+
+
+async def test_detail_lists_recent_work_gaps_and_counts_plays(
+    client: httpx.AsyncClient, db_session: AsyncSession, admin: dict[str, str]
+) -> None:
+    user = await add_user(db_session)
+    other = await add_user(db_session, "Bob")
+    base = datetime(2025, 3, 1, tzinfo=UTC)
+    for hour in range(12):
+        await add_job_run(db_session, user.id, started_at=base + timedelta(hours=hour))
+    for day in range(11):
+        await add_import_job(db_session, user.id, created_at=base + timedelta(days=day))
+    for day in range(22):
+        start = base + timedelta(days=day)
+        await add_gap(db_session, user.id, start, start + timedelta(hours=1))
+    await add_plays(db_session, user.id, 3)
+    await add_plays(db_session, other.id, 5)
+    await add_job_run(db_session, other.id, started_at=base + timedelta(days=30))
+    await db_session.commit()
+
+    body = (await client.get(f"/admin/users/{user.id}", headers=admin)).json()
+
+    assert body["plays_total"] == 3
+    jobs = [datetime.fromisoformat(job["started_at"]) for job in body["recent_jobs"]]
+    assert jobs == [base + timedelta(hours=hour) for hour in range(11, 1, -1)]
+    assert {job["user_id"] for job in body["recent_jobs"]} == {str(user.id)}
+    imports = [datetime.fromisoformat(job["created_at"]) for job in body["recent_imports"]]
+    assert imports == [base + timedelta(days=day) for day in range(10, 0, -1)]
+    assert body["recent_imports"][0]["original_filename"] == "my_spotify_data.zip"
+    gaps = [datetime.fromisoformat(gap["gap_from"]) for gap in body["gaps"]]
+    assert gaps == [base + timedelta(days=day) for day in range(21, 1, -1)]
+    assert body["checkpoint"]["consecutive_failures"] == 0

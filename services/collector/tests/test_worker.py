@@ -1,75 +1,214 @@
-"""The collector writes a heartbeat in its own transactions and records its stop."""
+"""The collector loop: heartbeat, initial sync then polling, sync-now, clean stop."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from functools import partial
+from typing import TypeVar
 
+import httpx
 import pytest_asyncio
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from playlog.db.engine import create_sessionmaker
-from playlog.db.models import WorkerHeartbeat
+from playlog.crypto import TokenCipher
+from playlog.db.models import JobRun, SyncCheckpoint, WorkerHeartbeat
+from playlog.db.models.sync import SYNC_CHANNEL
+from playlog.spotify.client import SpotifyClient
+from playlog.spotify.stand_in.state import StandInState
+from playlog.testing.factories import add_connected_user
+from playlog.testing.spotify import Connect, listen_until_new_plays, served_plays, stored_plays
 from playlog_collector.settings import CollectorSettings
 from playlog_collector.worker import Collector
 
+T = TypeVar("T")
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, tries: int = 400) -> T:
+    """Poll ``probe`` until it returns something (a functional wait, not a speed check)."""
+    for _ in range(tries):
+        value = await probe()
+        if value is not None:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
 
 @pytest_asyncio.fixture
-async def committed_sessions(
-    db_engine: AsyncEngine,
-) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], str]]:
-    """Real commits (the worker runs concurrently with the test); the row is removed after."""
-    worker_id = f"collector-test-{uuid.uuid4().hex[:8]}"
-    sessionmaker = create_sessionmaker(db_engine)
-    yield sessionmaker, worker_id
-    async with sessionmaker.begin() as session:
-        await session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == worker_id))
+async def heartbeat_cleanup(
+    committed: async_sessionmaker[AsyncSession], collector_settings: CollectorSettings
+) -> AsyncIterator[None]:
+    yield
+    async with committed.begin() as session:
+        await session.execute(
+            delete(WorkerHeartbeat).where(
+                WorkerHeartbeat.worker_id == collector_settings.collector_id
+            )
+        )
 
 
-async def _wait_for_row(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    worker_id: str,
-    condition: Callable[[WorkerHeartbeat], bool],
-) -> WorkerHeartbeat:
-    for _ in range(500):
-        async with sessionmaker() as session:
-            row = await session.get(WorkerHeartbeat, worker_id)
-        if row is not None and condition(row):
-            return row
-        await asyncio.sleep(0.02)
-    raise AssertionError("the heartbeat row never reached the expected state")
-
-
-async def test_heartbeat_reports_liveness_activity_and_stop(
-    database_url: str,
-    encryption_key: str,
-    committed_sessions: tuple[async_sessionmaker[AsyncSession], str],
+async def test_without_spotify_the_collector_only_beats_and_stops_cleanly(
+    collector_settings: CollectorSettings,
+    committed: async_sessionmaker[AsyncSession],
+    heartbeat_cleanup: None,
 ) -> None:
-    sessionmaker, worker_id = committed_sessions
-    settings = CollectorSettings(
-        database_url=database_url,
-        token_encryption_key=encryption_key,
-        collector_id=worker_id,
-        collector_heartbeat_seconds=0.05,
-    )
-    collector = Collector(settings, sessionmaker)
+    worker_id = collector_settings.collector_id
+    assert worker_id is not None
+    collector = Collector(collector_settings, committed)
     task = asyncio.create_task(collector.run())
 
-    first = await _wait_for_row(sessionmaker, worker_id, lambda row: row.activity == "idle")
-    assert first.service == "collector"
+    async def beating() -> WorkerHeartbeat | None:
+        async with committed() as session:
+            row = await session.get(WorkerHeartbeat, worker_id)
+        return row if row is not None and row.activity.startswith("idle") else None
+
+    first = await eventually(beating, "first heartbeat")
+    assert first.activity == "idle: Spotify is not configured"
     assert first.stopped_at is None
-    later = await _wait_for_row(
-        sessionmaker, worker_id, lambda row: row.last_seen_at > first.last_seen_at
-    )
-    assert later.started_at == first.started_at
 
-    collector.activity = "polling 3 users"
-    await _wait_for_row(sessionmaker, worker_id, lambda row: row.activity == "polling 3 users")
+    async def later_beat() -> WorkerHeartbeat | None:
+        row = await beating()
+        return row if row is not None and row.last_seen_at > first.last_seen_at else None
 
+    assert (await eventually(later_beat, "second heartbeat")).started_at == first.started_at
     collector.stop()
     await asyncio.wait_for(task, timeout=10)
-    stopped = await _wait_for_row(sessionmaker, worker_id, lambda row: True)
+    async with committed() as session:
+        stopped = await session.get(WorkerHeartbeat, worker_id)
+    assert stopped is not None
     assert stopped.stopped_at is not None
     assert stopped.activity == "stopped"
+
+
+async def test_loop_syncs_new_users_and_answers_sync_now_without_waiting_for_a_scan(
+    connect: Connect,
+    committed: async_sessionmaker[AsyncSession],
+    db_engine: AsyncEngine,
+    stand_in_state: StandInState,
+    spotify: SpotifyClient,
+    collector_settings: CollectorSettings,
+    heartbeat_cleanup: None,
+) -> None:
+    users = {account: await connect(account) for account in ("listener-a", "listener-b")}
+    # A scan every 10 minutes: only the notification can start the sync-now run in time.
+    settings = collector_settings.model_copy(
+        update={"collector_scan_seconds": 600, "collector_interval_seconds": 3600}
+    )
+    collector = Collector(settings, committed, spotify=spotify, engine=db_engine)
+    task = asyncio.create_task(collector.run())
+    try:
+        for account, user_id in users.items():
+            await eventually(
+                partial(_completed_initial_sync, committed, user_id),
+                f"initial sync of {account}",
+            )
+            assert await stored_plays(committed, user_id) == served_plays(stand_in_state, account)
+
+        user_id = users["listener-a"]
+        cursor = await _latest(committed, user_id)
+        new = listen_until_new_plays(stand_in_state, "listener-a", after=cursor)
+        async with committed.begin() as session:
+            await session.execute(
+                update(SyncCheckpoint)
+                .where(SyncCheckpoint.user_id == user_id)
+                .values(next_run_at=func.now(), sync_requested_at=func.now())
+            )
+            await session.execute(select(func.pg_notify(SYNC_CHANNEL, str(user_id))))
+
+        poll = await eventually(
+            lambda: _finished_run(committed, user_id, "poll"), "the sync-now poll"
+        )
+        assert poll.status == "success"
+        assert poll.stats["inserted"] == len(new)
+        assert poll.stats["pickup_latency_ms"] >= 0
+        assert await stored_plays(committed, user_id) == served_plays(stand_in_state, "listener-a")
+    finally:
+        collector.stop()
+        await asyncio.wait_for(task, timeout=10)
+
+
+async def test_stop_abandons_a_hanging_run_and_hands_the_user_back(
+    committed: async_sessionmaker[AsyncSession],
+    cipher: TokenCipher,
+    collector_settings: CollectorSettings,
+    heartbeat_cleanup: None,
+) -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async with committed.begin() as session:
+        user = await add_connected_user(session, cipher, "Stuck")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(hang)) as http:
+        spotify = SpotifyClient(
+            http=http,
+            api_base_url="https://api.test/v1",
+            accounts_base_url="https://a.test",
+            client_id="client",
+        )
+        collector = Collector(collector_settings, committed, spotify=spotify)
+        collector.shutdown_grace = 0.2
+        task = asyncio.create_task(collector.run())
+        running = await eventually(
+            lambda: _run_with_status(committed, user.id, "running"), "a running job"
+        )
+        collector.stop()
+        await asyncio.wait_for(task, timeout=10)
+
+    async with committed() as session:
+        job = await session.get(JobRun, running.id)
+        checkpoint = await session.get(SyncCheckpoint, user.id)
+        now = await session.scalar(select(func.now()))
+    assert job is not None
+    assert job.status == "error"
+    assert job.error is not None
+    assert "abandoned" in job.error
+    assert checkpoint is not None
+    assert checkpoint.lease_owner is None
+    assert now is not None
+    assert checkpoint.next_run_at is not None
+    assert checkpoint.next_run_at <= now  # any replica may take it at once
+    assert checkpoint.consecutive_failures == 0
+
+
+async def _completed_initial_sync(
+    committed: async_sessionmaker[AsyncSession], user_id: uuid.UUID
+) -> SyncCheckpoint | None:
+    async with committed() as session:
+        row = await session.get(SyncCheckpoint, user_id)
+    if row is None or row.initial_sync_completed_at is None or row.lease_owner is not None:
+        return None
+    return row
+
+
+async def _latest(committed: async_sessionmaker[AsyncSession], user_id: uuid.UUID) -> datetime:
+    async with committed() as session:
+        row = await session.get(SyncCheckpoint, user_id)
+    assert row is not None
+    assert row.latest_played_at is not None
+    return row.latest_played_at
+
+
+async def _finished_run(
+    committed: async_sessionmaker[AsyncSession], user_id: uuid.UUID, job_type: str
+) -> JobRun | None:
+    async with committed() as session:
+        return await session.scalar(
+            select(JobRun).where(
+                JobRun.user_id == user_id,
+                JobRun.job_type == job_type,
+                JobRun.finished_at.is_not(None),
+            )
+        )
+
+
+async def _run_with_status(
+    committed: async_sessionmaker[AsyncSession], user_id: uuid.UUID, status: str
+) -> JobRun | None:
+    async with committed() as session:
+        return await session.scalar(
+            select(JobRun).where(JobRun.user_id == user_id, JobRun.status == status)
+        )

@@ -1,4 +1,9 @@
-"""Logging set-up shared by every service: one JSON object per line on stdout."""
+"""Logging set-up shared by every service: one JSON object per line on stdout.
+
+Context fields (``user_id``, ``job_run_id``, ``request_id`` …) set with :func:`log_context`
+travel with every record logged inside the block, also into tasks started there:
+``contextvars`` are copied into each new asyncio task.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,11 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 # Attributes every LogRecord has; anything else passed through ``extra=`` is context.
@@ -35,6 +44,55 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+_context: ContextVar[Mapping[str, Any]] = ContextVar(
+    "playlog_log_context", default=MappingProxyType({})
+)
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add ``fields`` to every record logged inside the block (nested blocks merge).
+
+    A field set to ``None`` is left out for the block, so callers can pass optional
+    values as they are. The previous context is restored on exit.
+    """
+    reserved = _STANDARD_ATTRS.intersection(fields)
+    if reserved:
+        # The same rule logging applies to ``extra=``: these would overwrite the record.
+        raise ValueError(f"log context cannot set {', '.join(sorted(reserved))}")
+    merged = {**_context.get(), **fields}
+    token = _context.set(
+        MappingProxyType({key: value for key, value in merged.items() if value is not None})
+    )
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def current_log_context() -> Mapping[str, Any]:
+    return _context.get()
+
+
+class ContextFilter(logging.Filter):
+    """Copies the current log context onto each record; ``extra=`` fields win."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's context and ``extra=`` fields (after :class:`ContextFilter` ran)."""
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _STANDARD_ATTRS and not key.startswith("_")
+    }
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -50,9 +108,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value
+        entry.update(extra_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
@@ -67,6 +123,10 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
             logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
         )
     handler.addFilter(RedactingFilter())
+    handler.addFilter(ContextFilter())
+    # The handler keeps LOG_LEVEL even when database logging lowers the root level to
+    # LOG_DB_LEVEL (see playlog.dblog).
+    handler.setLevel(level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -7,6 +7,7 @@ are ``SecretStr`` so they never appear in a repr, a log line or an error message
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -124,8 +125,11 @@ class AdminAuthSettings(PlaylogSettings):
         return self
 
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
 class LoggingSettings(PlaylogSettings):
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: LogLevel = "INFO"
     log_format: Literal["json", "text"] = "json"
 
     @field_validator("log_level", mode="before")
@@ -134,28 +138,69 @@ class LoggingSettings(PlaylogSettings):
         return value.upper() if isinstance(value, str) else value
 
 
-class SpotifySettings(PlaylogSettings):
-    """The Spotify app. Without SPOTIFY_CLIENT_ID, Spotify sign-in is off (history still works)."""
+class DatabaseLogSettings(PlaylogSettings):
+    """Log records copied into the ``logs`` table (api and collector)."""
+
+    # Records at or above this level are stored; stdout still gets LOG_LEVEL.
+    log_db_level: LogLevel = "INFO"
+    # Records waiting to be written; beyond this they are dropped and the drop counted.
+    log_db_queue_size: int = Field(default=10_000, ge=100, le=1_000_000)
+    # The collector deletes stored records older than this once a day.
+    log_retention_days: int = Field(default=30, ge=1, le=3650)
+
+    @field_validator("log_db_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class StorageSettings(PlaylogSettings):
+    # Uploaded export ZIPs wait here (one folder per user) until their import ends.
+    upload_dir: Path = Path(".data/uploads")
+
+
+class SpotifyAppSettings(PlaylogSettings):
+    """The Spotify app as a caller of Spotify (api and collector)."""
 
     spotify_client_id: str | None = None
     # Optional: without it the app signs in as a public client with PKCE only.
     spotify_client_secret: SecretStr | None = None
-    spotify_redirect_uri: str = "http://127.0.0.1:8000/auth/callback"
     spotify_api_base_url: str = "https://api.spotify.com/v1"
     spotify_accounts_base_url: str = "https://accounts.spotify.com"
-    # Also ask for user-read-email and user-read-private.
-    spotify_request_email: bool = False
     # Longest Retry-After a Spotify call waits out; longer ones reschedule the work.
     spotify_max_retry_after_seconds: float = Field(default=60.0, ge=0, le=3600)
-    # Comma-separated Spotify user ids allowed to sign in; empty allows everyone.
-    auth_allowed_spotify_ids: str = ""
-    # Signs the sign-in cookie; required once a Spotify app is configured.
-    auth_state_secret: SecretStr | None = None
+    # App-wide limits per process (Spotify limits per app on a rolling 30 s window).
+    spotify_max_concurrent_requests: int = Field(default=8, ge=1, le=256)
+    spotify_requests_per_30s: int = Field(default=150, ge=1, le=1_000_000)
 
     @field_validator("spotify_client_id", "spotify_client_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("spotify_api_base_url", "spotify_accounts_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parsed = urlsplit(value)
+        if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @property
+    def spotify_configured(self) -> bool:
+        return self.spotify_client_id is not None
+
+
+class SpotifySettings(SpotifyAppSettings):
+    """Signing in with Spotify. Without SPOTIFY_CLIENT_ID sign-in is off (history still works)."""
+
+    spotify_redirect_uri: str = "http://127.0.0.1:8000/auth/callback"
+    # Also ask for user-read-email and user-read-private.
+    spotify_request_email: bool = False
+    # Comma-separated Spotify user ids allowed to sign in; empty allows everyone.
+    auth_allowed_spotify_ids: str = ""
+    # Signs the sign-in cookie; required once a Spotify app is configured.
+    auth_state_secret: SecretStr | None = None
 
     @field_validator("spotify_redirect_uri")
     @classmethod
@@ -172,23 +217,11 @@ class SpotifySettings(PlaylogSettings):
             return value
         raise ValueError("must be https://…, or http://127.0.0.1:PORT/… for local use")
 
-    @field_validator("spotify_api_base_url", "spotify_accounts_base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parsed = urlsplit(value)
-        if parsed.scheme not in {"http", "https"} or not parsed.hostname:
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
-
     @model_validator(mode="after")
     def _state_secret_when_configured(self) -> SpotifySettings:
         if self.spotify_client_id is not None:
             _check_secret("AUTH_STATE_SECRET", self.auth_state_secret, min_length=32)
         return self
-
-    @property
-    def spotify_configured(self) -> bool:
-        return self.spotify_client_id is not None
 
     @property
     def allowed_spotify_ids(self) -> frozenset[str]:

@@ -12,10 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from playlog import __version__
 from playlog.crypto import TokenCipher
 from playlog.db.engine import create_engine, create_sessionmaker
-from playlog.spotify.client import RetryPolicy, SpotifyClient
+from playlog.dblog import database_logging
+from playlog.spotify.client import SpotifyClient
 from playlog.web.admin_auth import AdminAuthenticator
 from playlog.web.errors import install_error_handlers
+from playlog.web.request_id import RequestIdMiddleware
+from playlog_api.admin.job_runs import router as admin_job_runs_router
+from playlog_api.admin.logs import router as admin_logs_router
 from playlog_api.admin.router import router as admin_router
+from playlog_api.admin.sync import router as admin_sync_router
+from playlog_api.admin.sync_status import router as admin_sync_status_router
 from playlog_api.admin.users import router as admin_users_router
 from playlog_api.auth.router import router as auth_router
 from playlog_api.health.router import router as health_router
@@ -26,13 +32,21 @@ def create_app(
     settings: ApiSettings,
     *,
     sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    log_sessionmaker: async_sessionmaker[AsyncSession] | None = None,
     spotify_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """Build the api. Tests pass their own ``sessionmaker`` and a Spotify transport."""
+    """Build the api. Tests pass their own ``sessionmaker`` and a Spotify transport.
+
+    Log records are stored through ``log_sessionmaker``, by default the app's own. A test
+    ``sessionmaker`` is bound to one rolled-back connection that the log writer must not
+    share with requests, so with one the table is written only if a test passes a
+    ``log_sessionmaker`` too.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            log_to = log_sessionmaker
             if sessionmaker is not None:
                 app.state.sessionmaker = sessionmaker
             else:
@@ -43,11 +57,14 @@ def create_app(
                 )
                 stack.push_async_callback(engine.dispose)
                 app.state.sessionmaker = create_sessionmaker(engine)
+                log_to = log_to or app.state.sessionmaker
+            if log_to is not None:
+                await stack.enter_async_context(database_logging("api", settings, log_to))
             app.state.spotify = None
             if settings.spotify_configured:
                 http = httpx.AsyncClient(timeout=10.0, transport=spotify_transport)
                 stack.push_async_callback(http.aclose)
-                app.state.spotify = spotify_client(settings, http)
+                app.state.spotify = SpotifyClient.from_settings(settings, http)
             yield
 
     app = FastAPI(title="Playlog API", version=__version__, lifespan=lifespan)
@@ -55,21 +72,13 @@ def create_app(
     app.state.admin_auth = AdminAuthenticator(settings)
     app.state.cipher = TokenCipher(settings.token_encryption_key.get_secret_value())
     install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(admin_router)
     app.include_router(admin_users_router)
+    app.include_router(admin_sync_router)
+    app.include_router(admin_sync_status_router)
+    app.include_router(admin_job_runs_router)
+    app.include_router(admin_logs_router)
     app.include_router(auth_router)
     return app
-
-
-def spotify_client(settings: ApiSettings, http: httpx.AsyncClient) -> SpotifyClient:
-    assert settings.spotify_client_id is not None
-    secret = settings.spotify_client_secret
-    return SpotifyClient(
-        http=http,
-        api_base_url=settings.spotify_api_base_url,
-        accounts_base_url=settings.spotify_accounts_base_url,
-        client_id=settings.spotify_client_id,
-        client_secret=secret.get_secret_value() if secret else None,
-        retry=RetryPolicy(max_retry_after_seconds=settings.spotify_max_retry_after_seconds),
-    )

@@ -6,15 +6,23 @@ from pydantic import Field
 
 from playlog.settings import (
     AdminAuthSettings,
+    DatabaseLogSettings,
     DatabaseSettings,
     EncryptionSettings,
     LoggingSettings,
     SpotifySettings,
+    StorageSettings,
 )
 
 
 class ApiSettings(
-    DatabaseSettings, EncryptionSettings, AdminAuthSettings, LoggingSettings, SpotifySettings
+    DatabaseSettings,
+    EncryptionSettings,
+    AdminAuthSettings,
+    LoggingSettings,
+    DatabaseLogSettings,
+    StorageSettings,
+    SpotifySettings,
 ):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

@@ -1,20 +1,50 @@
-"""The collector process: for now its lifecycle and heartbeat; work loops plug in here."""
+"""The collector process: claims due work, runs it concurrently, heartbeats, stops cleanly.
+
+Priority: initial syncs (up to INITIAL_SYNC_CONCURRENCY at once), then incremental
+polls, within COLLECTOR_CONCURRENCY users at a time. Every user is its own task, so a
+slow or throttled user holds one slot and nothing else. A sync-now notification (or a
+finished task) wakes the scheduler at once; otherwise it scans every
+COLLECTOR_SCAN_SECONDS.
+
+SIGTERM stops claiming, gives running work a few seconds to finish, then cancels it:
+cancelled runs are recorded as abandoned and their users handed back for immediate
+pick-up by any replica.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import random
 import signal
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from playlog.crypto import TokenCipher
 from playlog.db import heartbeat
 from playlog.db.engine import create_engine, create_sessionmaker
+from playlog.db.maintenance import purge_logs
+from playlog.dblog import database_logging
+from playlog.logging import log_context
+from playlog.spotify.client import SpotifyClient
+from playlog.spotify.tokens import UserTokens
+from playlog_collector import claims
+from playlog_collector.claims import Claim, Outcome, WorkKind
+from playlog_collector.notify import listen_for_sync_requests
 from playlog_collector.settings import CollectorSettings
+from playlog_collector.sync import SyncContext, run
 
 log = logging.getLogger(__name__)
 SERVICE = "collector"
+# Running work gets this long after SIGTERM before it is cancelled; the rest of the
+# 10-second stop budget is for recording the abandoned runs.
+SHUTDOWN_GRACE_SECONDS = 6.0
+RELEASE_TIMEOUT_SECONDS = 2.0
+PURGE_EVERY = timedelta(days=1)
 
 
 class Collector:
@@ -22,47 +52,216 @@ class Collector:
         self,
         settings: CollectorSettings,
         sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        spotify: SpotifyClient | None = None,
+        engine: AsyncEngine | None = None,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        self.spotify = spotify
+        # The LISTEN connection for sync-now; without an engine the scan interval rules.
+        self.engine = engine
         self.worker_id = settings.collector_id or heartbeat.default_worker_id(SERVICE)
+        self.cipher = TokenCipher(settings.token_encryption_key.get_secret_value())
         self.stopping = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.running: dict[asyncio.Task[None], Claim] = {}
         self.activity = "idle"
+        self.shutdown_grace = SHUTDOWN_GRACE_SECONDS
+        self.rng = random.Random()  # noqa: S311 - scheduling jitter, not security
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.collector_lease_seconds)
 
     async def run(self) -> None:
-        """Beat until asked to stop, then record the stop. Each beat is its own transaction."""
+        """Work until asked to stop, then record the stop."""
         async with self.sessionmaker.begin() as session:
             await heartbeat.prune(session)
             await heartbeat.beat(session, self.worker_id, SERVICE, "starting", starting=True)
         log.info("collector started", extra={"worker_id": self.worker_id})
+        helpers = [
+            asyncio.create_task(self._every(self.settings.collector_heartbeat_seconds, self._beat)),
+            asyncio.create_task(self._every(PURGE_EVERY.total_seconds(), self._purge_logs)),
+        ]
+        if self.engine is not None:
+            helpers.append(
+                asyncio.create_task(
+                    listen_for_sync_requests(self.engine, self._sync_requested, self.stopping)
+                )
+            )
+        if self.spotify is None:
+            log.warning("SPOTIFY_CLIENT_ID is not set: nobody is polled until it is")
         try:
-            while not self.stopping.is_set():
-                try:
-                    async with self.sessionmaker.begin() as session:
-                        await heartbeat.beat(session, self.worker_id, SERVICE, self.activity)
-                except Exception:
-                    # A database outage must not kill the worker; it beats again later.
-                    log.exception("heartbeat failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.stopping.wait(), self.settings.collector_heartbeat_seconds
-                    )
+            await self._schedule()
         finally:
+            await self._shutdown()
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             async with self.sessionmaker.begin() as session:
                 await heartbeat.mark_stopped(session, self.worker_id)
             log.info("collector stopped", extra={"worker_id": self.worker_id})
 
     def stop(self) -> None:
         self.stopping.set()
+        self.wake.set()
+
+    # --- scheduling ------------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        while not self.stopping.is_set():
+            self.wake.clear()
+            try:
+                await self._claim_and_start()
+            except Exception:
+                # A database outage must not kill the worker; it tries again later.
+                log.exception("claiming work failed")
+            self._update_activity()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.settings.collector_scan_seconds)
+
+    async def _claim_and_start(self) -> None:
+        if self.spotify is None:
+            return
+        free = self.settings.collector_concurrency - len(self.running)
+        if free <= 0:
+            return
+        claimed: list[Claim] = []
+        if self.settings.initial_sync_enabled:
+            initial_running = sum(c.kind == "initial_sync" for c in self.running.values())
+            claimed += await self._claim(
+                "initial_sync", min(free, self.settings.initial_sync_concurrency - initial_running)
+            )
+        claimed += await self._claim("poll", free - len(claimed))
+        for claim in claimed:
+            task = asyncio.create_task(self._work(claim), name=f"{claim.kind}:{claim.user_id}")
+            self.running[task] = claim
+            task.add_done_callback(self._finished)
+
+    async def _claim(self, kind: WorkKind, limit: int) -> list[Claim]:
+        if limit <= 0:
+            return []
+        async with self.sessionmaker.begin() as session:
+            return await claims.claim(session, self.worker_id, kind, limit, self.lease)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.running.pop(task, None)
+        self.wake.set()
+
+    def _sync_requested(self, user_id: str) -> None:
+        log.debug("sync requested", extra={"user_id": user_id})
+        self.wake.set()
+
+    def _update_activity(self) -> None:
+        kinds = [claim.kind for claim in self.running.values()]
+        parts = [
+            f"{kind} {kinds.count(kind)}" for kind in ("initial_sync", "poll") if kind in kinds
+        ]
+        if self.spotify is None:
+            self.activity = "idle: Spotify is not configured"
+        else:
+            self.activity = ", ".join(parts) if parts else "idle"
+
+    # --- one user's run --------------------------------------------------------------
+
+    async def _work(self, claim: Claim) -> None:
+        assert self.spotify is not None
+        context = SyncContext(
+            settings=self.settings,
+            sessionmaker=self.sessionmaker,
+            client=self.spotify,
+            tokens=UserTokens(self.sessionmaker, self.cipher, self.spotify, claim.user_id),
+            owner=self.worker_id,
+            rng=self.rng,
+        )
+        with log_context(user_id=str(claim.user_id), job_run_id=str(claim.job_run_id)):
+            try:
+                outcome = await run(context, claim)
+            except asyncio.CancelledError:
+                outcome = Outcome(
+                    "error",
+                    {},
+                    "abandoned: the collector was stopped during the run",
+                    timedelta(0),
+                    "idle",
+                    failed=False,
+                )
+                await asyncio.shield(self._release_with_timeout(claim, outcome))
+                raise
+            except Exception as exc:
+                log.exception("%s failed", claim.kind)
+                outcome = Outcome(
+                    "error",
+                    {},
+                    f"{type(exc).__name__}: {exc}"[:500],
+                    timedelta(seconds=60),
+                    "error",
+                    failed=True,
+                )
+            await self._release_with_timeout(claim, outcome)
+            log.info(
+                "%s %s",
+                claim.kind,
+                outcome.job_status,
+                extra={"stats": outcome.stats, "error": outcome.error},
+            )
+
+    async def _release_with_timeout(self, claim: Claim, outcome: Outcome) -> None:
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
+                async with self.sessionmaker.begin() as session:
+                    await claims.release(session, claim, self.worker_id, outcome)
+        except Exception:
+            # The lease expires on its own; another replica then picks the user up.
+            log.exception("could not record the end of a %s run", claim.kind)
+
+    async def _shutdown(self) -> None:
+        if not self.running:
+            return
+        self.activity = "stopping"
+        tasks = list(self.running)
+        _, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    # --- housekeeping ----------------------------------------------------------------
+
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+        while not self.stopping.is_set():
+            try:
+                await job()
+            except Exception:
+                log.exception("%s failed", getattr(job, "__name__", "housekeeping"))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    async def _beat(self) -> None:
+        async with self.sessionmaker.begin() as session:
+            await heartbeat.beat(session, self.worker_id, SERVICE, self.activity)
+
+    async def _purge_logs(self) -> None:
+        days = self.settings.log_retention_days
+        async with self.sessionmaker.begin() as session:
+            deleted = await purge_logs(session, timedelta(days=days))
+        if deleted:
+            log.info("purged %d log records older than %d days", deleted, days)
 
 
 async def serve(settings: CollectorSettings) -> None:
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    collector = Collector(settings, create_sessionmaker(engine))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, collector.stop)
-    try:
+    sessionmaker = create_sessionmaker(engine)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(engine.dispose)
+        await stack.enter_async_context(database_logging(SERVICE, settings, sessionmaker))
+        spotify = None
+        if settings.spotify_configured:
+            http = httpx.AsyncClient(timeout=10.0)
+            stack.push_async_callback(http.aclose)
+            spotify = SpotifyClient.from_settings(settings, http)
+        collector = Collector(settings, sessionmaker, spotify=spotify, engine=engine)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, collector.stop)
         await collector.run()
-    finally:
-        await engine.dispose()

@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -28,6 +30,7 @@ from typing import Literal, Protocol, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from playlog.settings import SpotifyAppSettings
 from playlog.spotify.errors import (
     SpotifyBadRequest,
     SpotifyError,
@@ -65,6 +68,32 @@ class TokenSource(Protocol):
     async def refreshed_access_token(self, rejected: str) -> str: ...
 
 
+@dataclass
+class CallStats:
+    """HTTP requests made (retries included) and 429 answers received."""
+
+    requests: int = 0
+    rate_limited: int = 0
+
+
+_call_stats: ContextVar[CallStats | None] = ContextVar("spotify_call_stats", default=None)
+
+
+@contextmanager
+def track_calls() -> Iterator[CallStats]:
+    """Count the Spotify requests of the current task (and the tasks it starts) in a block.
+
+    The client is shared by every user's work, so counting per job needs the context
+    of the caller rather than a counter on the client.
+    """
+    stats = CallStats()
+    token = _call_stats.set(stats)
+    try:
+        yield stats
+    finally:
+        _call_stats.reset(token)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 5
@@ -85,6 +114,25 @@ class SpotifyClient:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
+
+    @classmethod
+    def from_settings(cls, settings: SpotifyAppSettings, http: httpx.AsyncClient) -> SpotifyClient:
+        """The configured app, with the app-wide limits from the environment."""
+        if settings.spotify_client_id is None:
+            raise ValueError("SPOTIFY_CLIENT_ID is not set")
+        secret = settings.spotify_client_secret
+        return cls(
+            http=http,
+            api_base_url=settings.spotify_api_base_url,
+            accounts_base_url=settings.spotify_accounts_base_url,
+            client_id=settings.spotify_client_id,
+            client_secret=secret.get_secret_value() if secret else None,
+            limiter=AppRateLimiter(
+                max_concurrent=settings.spotify_max_concurrent_requests,
+                per_window=settings.spotify_requests_per_30s,
+            ),
+            retry=RetryPolicy(max_retry_after_seconds=settings.spotify_max_retry_after_seconds),
+        )
 
     # --- accounts service -----------------------------------------------------------
 
@@ -237,6 +285,10 @@ class SpotifyClient:
             try:
                 async with self.limiter.slot():
                     response = await request()
+                stats = _call_stats.get()
+                if stats is not None:
+                    stats.requests += 1
+                    stats.rate_limited += response.status_code == 429
             except httpx.TransportError as exc:
                 log.warning("spotify %s failed: %s (attempt %d)", what, type(exc).__name__, attempt)
                 if last_attempt:

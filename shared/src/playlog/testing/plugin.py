@@ -22,13 +22,21 @@ _SETTINGS_PREFIXES = (
     "AUTH_",
     "COLLECTOR_",
     "FRONTEND_",
+    "IMPORT_",
+    "INITIAL_SYNC_",
     "LOG_",
     "PLAYLOG_",
     "SPOTIFY_",
 )
 # Test configuration, not service settings.
 _KEEP = {"SPOTIFY_OPENAPI_SPEC"}
-_SETTINGS_NAMES = ("DATABASE_URL", "DATABASE_POOL_SIZE", "DATABASE_ECHO", "TOKEN_ENCRYPTION_KEY")
+_SETTINGS_NAMES = (
+    "DATABASE_URL",
+    "DATABASE_POOL_SIZE",
+    "DATABASE_ECHO",
+    "TOKEN_ENCRYPTION_KEY",
+    "UPLOAD_DIR",
+)
 
 DatabaseFactory = Callable[[], Awaitable[str]]
 

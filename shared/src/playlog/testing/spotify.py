@@ -5,15 +5,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from playlog.crypto import TokenCipher
+from playlog.db.models import Play, SyncCheckpoint, User
+from playlog.spotify.models import TokenResponse
 from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
+from playlog.spotify.stand_in.state import StandInState
+from playlog.spotify.stand_in.web_api import WINDOW
+from playlog.spotify.tokens import store_grant
 
 REDIRECT_URI = "http://127.0.0.1:8000/auth/callback"
+# Connects a stand-in account as a new user; returns the user's id.
+Connect = Callable[[str], Awaitable[uuid.UUID]]
 SCOPES = "user-read-recently-played user-top-read"
 
 
@@ -65,6 +77,36 @@ async def sign_in(client: httpx.AsyncClient, config: StandInConfig, scope: str =
     return Tokens(body["access_token"], body["refresh_token"])
 
 
+async def connect_account(
+    stand_in: httpx.AsyncClient,
+    config: StandInConfig,
+    account: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    cipher: TokenCipher,
+) -> uuid.UUID:
+    """Sign ``account`` in on the stand-in and store the grant as the api's callback would.
+
+    ``config`` must be the stand-in's own config object (the account it approves is
+    switched on it). Returns the new user's id; the checkpoint starts idle.
+    """
+    config.authorize_as = account
+    tokens = await sign_in(stand_in, config)
+    grant = TokenResponse(
+        access_token=tokens.access_token,
+        token_type="Bearer",  # noqa: S106 - the OAuth token type, not a secret
+        expires_in=config.access_token_ttl_seconds,
+        refresh_token=tokens.refresh_token,
+        scope=SCOPES,
+    )
+    async with sessionmaker.begin() as session:
+        user = User(spotify_user_id=account, display_name=account)
+        session.add(user)
+        await session.flush()
+        await store_grant(session, cipher, user.id, grant, datetime.now(UTC))
+        session.add(SyncCheckpoint(user_id=user.id, status="idle"))
+    return user.id
+
+
 @asynccontextmanager
 async def signed_in_stand_in(config: StandInConfig) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process stand-in and a client already holding a user's access token."""
@@ -85,3 +127,41 @@ def _authorize_params(config: StandInConfig, challenge: str, scope: str) -> dict
         "code_challenge_method": "S256",
         "code_challenge": challenge,
     }
+
+
+# --- comparing what the stand-in served with what was stored ----------------------
+
+
+async def stored_plays(
+    sessionmaker: async_sessionmaker[AsyncSession], user_id: uuid.UUID
+) -> list[tuple[str, datetime]]:
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(Play.track_id, Play.played_at)
+            .where(Play.user_id == user_id)
+            .order_by(Play.played_at)
+        )
+        return [(track_id, played_at) for track_id, played_at in rows]
+
+
+def listed_plays(state: StandInState, account: str) -> list[tuple[str, datetime]]:
+    listener = state.listeners[account]
+    listener.advance_to(state.clock.now())
+    return [(play.track.id, play.played_at) for play in listener.listed_plays()]
+
+
+def served_plays(state: StandInState, account: str) -> list[tuple[str, datetime]]:
+    return sorted(state.served.get(account, {}), key=lambda key: key[1])
+
+
+def listen_until_new_plays(
+    state: StandInState, account: str, after: datetime
+) -> list[tuple[str, datetime]]:
+    """Advance simulated time in 20-minute steps until a few plays (< a window) are new."""
+    for _ in range(30):
+        state.clock.jump(20 * 60)
+        new = [play for play in listed_plays(state, account) if play[1] > after]
+        if len(new) >= 3:
+            assert len(new) < WINDOW
+            return new
+    raise AssertionError("the simulated listener stopped listening")

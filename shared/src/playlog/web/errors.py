@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from playlog.errors import AppError
+from playlog.logging import log_context
+from playlog.web.request_id import REQUEST_ID_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +71,19 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette runs this handler outside every middleware, so the request id is restored
+    # from the request state: the one answer that most needs it would lack it otherwise.
+    request_id: str | None = getattr(request.state, "request_id", None)
     # The traceback goes to the log only; the client learns nothing about internals.
-    log.error(
-        "unhandled error on %s %s",
-        request.method,
-        request.url.path,
-        exc_info=(type(exc), exc, exc.__traceback__),
-    )
-    return error_response(500, "internal_error", "internal server error")
+    with log_context(request_id=request_id):
+        log.error(
+            "unhandled error on %s %s",
+            request.method,
+            request.url.path,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    return error_response(500, "internal_error", "internal server error", headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,8 +1,25 @@
+"""Response models and filter types of the admin API."""
+
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+
+from playlog.spotify.tokens import TokenState
+
+# The value sets of playlog.db.models.sync as types, so a bad filter value is a 422.
+# A test checks that they match the CHECK constraints' tuples.
+JobType = Literal["import_zip", "initial_sync", "poll", "enrich"]
+JobStatus = Literal["running", "success", "partial", "error"]
+# Log levels, least severe first; a level filter means "this one or more severe".
+Severity = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class _FromRow(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
 
 
 class WorkerStatus(BaseModel):
@@ -24,3 +41,143 @@ class SystemStatus(BaseModel):
     migration_current: str | None
     migration_head: str
     workers: list[WorkerStatus]
+
+
+class SpotifyConnection(BaseModel):
+    state: TokenState
+    authorized_at: datetime | None
+    refresh_token_expires_at: datetime | None
+    reason: str | None
+    scope: str | None
+
+
+class Checkpoint(_FromRow):
+    """The collector's state for one user (``sync_checkpoints``)."""
+
+    status: str
+    initial_sync_started_at: datetime | None
+    initial_sync_completed_at: datetime | None
+    initial_sync_earliest_played_at: datetime | None
+    last_poll_started_at: datetime | None
+    last_poll_completed_at: datetime | None
+    latest_played_at: datetime | None
+    next_run_at: datetime | None
+    sync_requested_at: datetime | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    consecutive_failures: int
+    error: str | None
+    updated_at: datetime
+
+
+class SyncState(BaseModel):
+    """Answer of the sync controls: the checkpoint (null when the user has none yet) and
+    the Spotify connection state that decides whether the collector can poll."""
+
+    user_id: uuid.UUID
+    spotify: TokenState
+    checkpoint: Checkpoint | None
+
+
+class JobRunView(_FromRow):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    job_type: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    stats: dict[str, Any]
+    error: str | None
+
+
+class ImportJobSummary(_FromRow):
+    id: uuid.UUID
+    status: str
+    original_filename: str | None
+    file_size_bytes: int | None
+    records_done: int
+    records_ingested: int
+    duplicates: int
+    created_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+
+class CoverageGapView(_FromRow):
+    id: int
+    gap_from: datetime
+    gap_to: datetime
+    detected_at: datetime
+
+
+class UserSummary(BaseModel):
+    id: uuid.UUID
+    display_name: str | None
+    spotify_user_id: str | None
+    created_at: datetime
+    spotify: TokenState
+    # Checkpoint fields; null when the user has no checkpoint yet.
+    sync_status: str | None
+    latest_played_at: datetime | None
+    last_poll_completed_at: datetime | None
+    next_run_at: datetime | None
+    error: str | None
+
+
+class UserDetail(BaseModel):
+    id: uuid.UUID
+    display_name: str | None
+    email: str | None
+    timezone: str
+    spotify_user_id: str | None
+    created_at: datetime
+    spotify: SpotifyConnection
+    checkpoint: Checkpoint | None
+    plays_total: int
+    recent_jobs: list[JobRunView]
+    recent_imports: list[ImportJobSummary]
+    gaps: list[CoverageGapView]
+
+
+class ConnectionCheck(BaseModel):
+    spotify_user_id: str
+    display_name: str | None
+    spotify: SpotifyConnection
+
+
+class ActiveWork(BaseModel):
+    user_id: uuid.UUID
+    display_name: str | None
+    status: str
+    lease_owner: str
+    lease_expires_at: datetime
+
+
+class SyncStatus(BaseModel):
+    # Checkpoints per status; every status is present, zero when none.
+    checkpoints: dict[str, int]
+    # Checkpoints the collector would pick up now (not paused or needs_reauth, next run due).
+    due_now: int
+    # Users a collector holds a live lease on.
+    active: list[ActiveWork]
+    running_jobs: int
+    # Import jobs per status; every status is present.
+    imports: dict[str, int]
+    # The newest failed job runs.
+    recent_errors: list[JobRunView]
+    workers_alive: int
+
+
+class LogEntry(_FromRow):
+    id: int
+    timestamp: datetime
+    service: str
+    level: str
+    logger: str | None
+    message: str
+    context: dict[str, Any]
+
+
+class PurgeResult(BaseModel):
+    deleted: int
+    older_than_days: int

@@ -1,52 +1,50 @@
-"""Admin views of one user: profile, Spotify connection, sync checkpoint; disconnect."""
+"""Admin views of users: the list, one user's detail, Spotify connection, disconnect, delete."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
+from pydantic import AwareDatetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from playlog.db.models import SpotifyToken, SyncCheckpoint, User
+from playlog.db.models import (
+    CoverageGap,
+    ImportJob,
+    JobRun,
+    Play,
+    SpotifyToken,
+    SyncCheckpoint,
+    User,
+)
 from playlog.errors import BadGateway, NotFound, RateLimited, ServiceUnavailable
 from playlog.spotify.client import SpotifyClient
 from playlog.spotify.errors import SpotifyError, SpotifyRateLimited, SpotifyUnavailable
-from playlog.spotify.tokens import TokenState, UserTokens, token_status
+from playlog.spotify.tokens import TokenStatus, UserTokens, token_status
 from playlog.web.admin_auth import require_admin
 from playlog.web.db import DbSession
+from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit
+from playlog_api.admin.deletion import delete_user
+from playlog_api.admin.schemas import (
+    Checkpoint,
+    ConnectionCheck,
+    CoverageGapView,
+    ImportJobSummary,
+    JobRunView,
+    SpotifyConnection,
+    UserDetail,
+    UserSummary,
+)
 
 router = APIRouter(prefix="/admin/users", tags=["admin"], dependencies=[Depends(require_admin)])
 
+RECENT_JOBS = 10
+RECENT_IMPORTS = 10
+RECENT_GAPS = 20
 
-class SpotifyConnection(BaseModel):
-    state: TokenState
-    authorized_at: datetime | None
-    refresh_token_expires_at: datetime | None
-    reason: str | None
-    scope: str | None
-
-
-class Checkpoint(BaseModel):
-    status: str
-    latest_played_at: datetime | None
-    last_poll_completed_at: datetime | None
-    next_run_at: datetime | None
-    error: str | None
-
-
-class UserDetail(BaseModel):
-    id: uuid.UUID
-    display_name: str | None
-    email: str | None
-    timezone: str
-    spotify_user_id: str | None
-    created_at: datetime
-    spotify: SpotifyConnection
-    checkpoint: Checkpoint | None
+_USERS = Keyset(tuple[AwareDatetime, uuid.UUID], User.created_at, User.id)
 
 
 async def load_user(user_id: uuid.UUID, session: DbSession) -> User:
@@ -59,12 +57,81 @@ async def load_user(user_id: uuid.UUID, session: DbSession) -> User:
 LoadedUser = Annotated[User, Depends(load_user)]
 
 
-async def _detail(session: AsyncSession, user: User) -> UserDetail:
-    token = await session.get(SpotifyToken, user.id)
-    checkpoint = await session.get(SyncCheckpoint, user.id)
+async def spotify_status(
+    session: AsyncSession, user_id: uuid.UUID
+) -> tuple[SpotifyToken | None, TokenStatus]:
+    """The user's stored token and its state at the database's clock."""
+    token = await session.get(SpotifyToken, user_id, populate_existing=True)
     now = await session.scalar(select(func.now()))
     assert now is not None
-    status = token_status(token, now)
+    return token, token_status(token, now)
+
+
+@router.get("")
+async def list_users(
+    session: DbSession, limit: PageLimit = DEFAULT_LIMIT, cursor: PageCursor = None
+) -> Page[UserSummary]:
+    """Every user, oldest first, with Spotify connection state and collector checkpoint.
+
+    Keyset-paginated: pass `next_cursor` as `cursor` for the next page.
+    """
+    statement = (
+        select(User, SpotifyToken, SyncCheckpoint, func.now())
+        .outerjoin(SpotifyToken, SpotifyToken.user_id == User.id)
+        .outerjoin(SyncCheckpoint, SyncCheckpoint.user_id == User.id)
+    )
+    result = await session.execute(_USERS.apply(statement, cursor, limit))
+    rows, next_cursor = _USERS.page(result.all(), limit, lambda row: (row[0].created_at, row[0].id))
+    items = [
+        UserSummary(
+            id=user.id,
+            display_name=user.display_name,
+            spotify_user_id=user.spotify_user_id,
+            created_at=user.created_at,
+            spotify=token_status(token, now).state,
+            sync_status=checkpoint.status if checkpoint else None,
+            latest_played_at=checkpoint.latest_played_at if checkpoint else None,
+            last_poll_completed_at=checkpoint.last_poll_completed_at if checkpoint else None,
+            next_run_at=checkpoint.next_run_at if checkpoint else None,
+            error=checkpoint.error if checkpoint else None,
+        )
+        for user, token, checkpoint, now in rows
+    ]
+    return Page(items=items, next_cursor=next_cursor)
+
+
+async def _connection(session: AsyncSession, user_id: uuid.UUID) -> SpotifyConnection:
+    token, status = await spotify_status(session, user_id)
+    return SpotifyConnection(
+        state=status.state,
+        authorized_at=status.authorized_at,
+        refresh_token_expires_at=status.refresh_token_expires_at,
+        reason=status.reason,
+        scope=token.scope if token else None,
+    )
+
+
+async def _detail(session: AsyncSession, user: User) -> UserDetail:
+    checkpoint = await session.get(SyncCheckpoint, user.id, populate_existing=True)
+    plays_total = await session.scalar(select(func.count()).where(Play.user_id == user.id))
+    jobs = await session.scalars(
+        select(JobRun)
+        .where(JobRun.user_id == user.id)
+        .order_by(JobRun.started_at.desc(), JobRun.id.desc())
+        .limit(RECENT_JOBS)
+    )
+    imports = await session.scalars(
+        select(ImportJob)
+        .where(ImportJob.user_id == user.id)
+        .order_by(ImportJob.created_at.desc(), ImportJob.id.desc())
+        .limit(RECENT_IMPORTS)
+    )
+    gaps = await session.scalars(
+        select(CoverageGap)
+        .where(CoverageGap.user_id == user.id)
+        .order_by(CoverageGap.gap_to.desc(), CoverageGap.id.desc())
+        .limit(RECENT_GAPS)
+    )
     return UserDetail(
         id=user.id,
         display_name=user.display_name,
@@ -72,30 +139,29 @@ async def _detail(session: AsyncSession, user: User) -> UserDetail:
         timezone=user.timezone,
         spotify_user_id=user.spotify_user_id,
         created_at=user.created_at,
-        spotify=SpotifyConnection(
-            state=status.state,
-            authorized_at=status.authorized_at,
-            refresh_token_expires_at=status.refresh_token_expires_at,
-            reason=status.reason,
-            scope=token.scope if token else None,
-        ),
-        checkpoint=Checkpoint.model_validate(checkpoint, from_attributes=True)
-        if checkpoint
-        else None,
+        spotify=await _connection(session, user.id),
+        checkpoint=Checkpoint.model_validate(checkpoint) if checkpoint else None,
+        plays_total=plays_total or 0,
+        recent_jobs=[JobRunView.model_validate(row) for row in jobs],
+        recent_imports=[ImportJobSummary.model_validate(row) for row in imports],
+        gaps=[CoverageGapView.model_validate(row) for row in gaps],
     )
 
 
 @router.get("/{user_id}")
 async def get_user(user: LoadedUser, session: DbSession) -> UserDetail:
     """A user's profile, Spotify connection status (ok / expires_soon / needs_reauth /
-    not_connected, with the refresh-token expiry) and sync checkpoint."""
+    not_connected, with the refresh-token expiry), sync checkpoint, number of stored
+    plays, the 10 newest job runs and imports, and the 20 newest coverage gaps."""
     return await _detail(session, user)
 
 
-class ConnectionCheck(BaseModel):
-    spotify_user_id: str
-    display_name: str | None
-    spotify: SpotifyConnection
+@router.delete("/{user_id}", status_code=204)
+async def remove_user(user: LoadedUser, session: DbSession, request: Request) -> None:
+    """Delete the user for good: their row and, by cascade, their plays, tokens, checkpoint,
+    job runs, imports and gaps; their stored log records; and their uploaded files under
+    UPLOAD_DIR. Shared catalogue rows (tracks, artists) stay. Cannot be undone."""
+    await delete_user(session, user, request.app.state.settings.upload_dir)
 
 
 @router.post(
@@ -125,9 +191,10 @@ async def check_connection(
         raise ServiceUnavailable(str(exc)) from None
     except SpotifyError as exc:
         raise BadGateway(f"Spotify refused the call: {exc}") from None
-    detail = await _detail(session, user)
     return ConnectionCheck(
-        spotify_user_id=profile.id, display_name=profile.display_name, spotify=detail.spotify
+        spotify_user_id=profile.id,
+        display_name=profile.display_name,
+        spotify=await _connection(session, user.id),
     )
 
 

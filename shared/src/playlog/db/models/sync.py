@@ -35,6 +35,8 @@ CHECKPOINT_STATUSES = (
 JOB_TYPES = ("import_zip", "initial_sync", "poll", "enrich")
 JOB_STATUSES = ("running", "success", "partial", "error")
 IMPORT_STATUSES = ("pending", "running", "success", "partial", "error", "cancelled")
+# NOTIFY channel (payload: a user id) that wakes collectors for a sync-now request.
+SYNC_CHANNEL = "playlog_sync"
 
 
 class SyncCheckpoint(Base):

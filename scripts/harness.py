@@ -1,0 +1,169 @@
+"""Shared plumbing of the collector soak and benchmark scripts.
+
+A throwaway database (on ``TEST_DATABASE_URL`` when set, else an embedded server in a
+temporary folder), a Spotify stand-in process with simulated listeners and fault
+controls, users connected to it through the real OAuth flow, and collector processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from cryptography.fernet import Fernet
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from playlog.crypto import TokenCipher
+from playlog.db.engine import create_engine, create_sessionmaker
+from playlog.db.migrate import upgrade
+from playlog.spotify.stand_in import StandInConfig
+from playlog.testing.postgres import find_server
+from playlog.testing.processes import free_port, playlog_command, wait_for_status
+from playlog.testing.spotify import connect_account
+
+
+@dataclass
+class Database:
+    url: str
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+@asynccontextmanager
+async def scratch_database() -> AsyncIterator[Database]:
+    with (
+        tempfile.TemporaryDirectory(prefix="playlog-bench-") as scratch,
+        find_server(Path(scratch)) as server,
+    ):
+        url = await server.create_database()
+        engine = create_engine(url, pool_size=10)
+        try:
+            await upgrade(engine)
+            yield Database(url, engine, create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+            await server.drop_created()
+
+
+@dataclass
+class StandIn:
+    process: subprocess.Popen[bytes]
+    url: str
+    accounts: list[str]
+
+    def control(self, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
+        response = httpx.post(f"{self.url}/_control/{path}", json=body or {}, timeout=30)
+        response.raise_for_status()
+        result: dict[str, object] = response.json()
+        return result
+
+    def served(self, account: str) -> dict[str, list[dict[str, str]]]:
+        response = httpx.get(f"{self.url}/_control/served/{account}", timeout=60)
+        response.raise_for_status()
+        result: dict[str, list[dict[str, str]]] = response.json()
+        return result
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def start_stand_in(listeners: int, speed: float, history_hours: float) -> StandIn:
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        [
+            *playlog_command(),
+            "spotify-stand-in",
+            "--port",
+            str(port),
+            "--listeners",
+            str(listeners),
+            "--speed",
+            str(speed),
+            "--history-hours",
+            str(history_hours),
+            "--enable-control",
+        ],
+        env={**os.environ, "LOG_LEVEL": "WARNING"},
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_status(f"{url}/v1/me", 401, timeout=120)
+    accounts = ["demo-listener"] + [f"listener-{n:04d}" for n in range(1, listeners)]
+    return StandIn(process, url, accounts)
+
+
+async def connect_users(
+    database: Database, stand_in: StandIn, cipher: TokenCipher
+) -> dict[str, uuid.UUID]:
+    """Each account signs in on the stand-in (authorize + PKCE token exchange)."""
+    config = StandInConfig()
+    users: dict[str, uuid.UUID] = {}
+    async with httpx.AsyncClient(base_url=stand_in.url, timeout=30) as http:
+        for account in stand_in.accounts:
+            await http.post("/_control/sign-in-as", json={"account": account})
+            users[account] = await connect_account(
+                http, config, account, database.sessionmaker, cipher
+            )
+    return users
+
+
+@dataclass
+class Collectors:
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="playlog-logs-")))
+
+    def start(self, name: str) -> None:
+        log = (self.logs / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "playlog_collector"],
+            env={**self.env, "COLLECTOR_ID": name},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self, name: str) -> None:
+        self.processes[name].send_signal(signal.SIGKILL)
+        self.processes[name].wait()
+
+    def stop_all(self) -> dict[str, float]:
+        """SIGTERM every collector; returns the seconds each took to exit."""
+        started = time.monotonic()
+        for process in self.processes.values():
+            process.terminate()
+        took = {}
+        for name, process in self.processes.items():
+            process.wait(timeout=60)
+            took[name] = time.monotonic() - started
+        return took
+
+
+def collector_env(database: Database, stand_in: StandIn, key: str, **extra: str) -> dict[str, str]:
+    config = StandInConfig()
+    return {
+        **os.environ,
+        "DATABASE_URL": database.url,
+        "TOKEN_ENCRYPTION_KEY": key,
+        "SPOTIFY_CLIENT_ID": config.client_id,
+        "SPOTIFY_CLIENT_SECRET": config.client_secret,
+        "SPOTIFY_API_BASE_URL": f"{stand_in.url}/v1",
+        "SPOTIFY_ACCOUNTS_BASE_URL": stand_in.url,
+        "LOG_LEVEL": "WARNING",
+        "LOG_DB_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def new_key() -> str:
+    return Fernet.generate_key().decode()

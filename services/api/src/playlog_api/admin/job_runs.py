@@ -1,0 +1,42 @@
+"""Job runs of the collector (polls, initial syncs, imports, enrichment), newest first."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends
+from pydantic import AwareDatetime
+from sqlalchemy import select
+
+from playlog.db.models import JobRun
+from playlog.web.admin_auth import require_admin
+from playlog.web.db import DbSession
+from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit
+from playlog_api.admin.schemas import JobRunView, JobStatus, JobType
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+_JOB_RUNS = Keyset(tuple[AwareDatetime, uuid.UUID], JobRun.started_at, JobRun.id, descending=True)
+
+
+@router.get("/job-runs")
+async def list_job_runs(
+    session: DbSession,
+    user_id: uuid.UUID | None = None,
+    job_type: JobType | None = None,
+    status: JobStatus | None = None,
+    limit: PageLimit = DEFAULT_LIMIT,
+    cursor: PageCursor = None,
+) -> Page[JobRunView]:
+    """Job runs, newest first, optionally of one user, one job type and one status;
+    keyset-paginated."""
+    statement = select(JobRun)
+    if user_id is not None:
+        statement = statement.where(JobRun.user_id == user_id)
+    if job_type is not None:
+        statement = statement.where(JobRun.job_type == job_type)
+    if status is not None:
+        statement = statement.where(JobRun.status == status)
+    result = await session.scalars(_JOB_RUNS.apply(statement, cursor, limit))
+    rows, next_cursor = _JOB_RUNS.page(result.all(), limit, lambda row: (row.started_at, row.id))
+    return Page(items=[JobRunView.model_validate(row) for row in rows], next_cursor=next_cursor)

@@ -1,0 +1,106 @@
+"""Every admin route needs the admin; every per-user route answers 404 for unknown ids."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+UNKNOWN = uuid.uuid4()
+PER_USER = [
+    ("GET", "/admin/users/{id}"),
+    ("DELETE", "/admin/users/{id}"),
+    ("POST", "/admin/users/{id}/pause"),
+    ("POST", "/admin/users/{id}/resume"),
+    ("POST", "/admin/users/{id}/sync-now"),
+    ("POST", "/admin/users/{id}/initial-sync"),
+]
+LISTS = [
+    ("GET", "/admin/users"),
+    ("GET", "/admin/sync-status"),
+    ("GET", "/admin/job-runs"),
+    ("GET", "/admin/logs"),
+    ("POST", "/admin/maintenance/purge-logs"),
+]
+
+# One bad value per request; the error message names the parameter.
+BAD_QUERIES = [
+    ("GET", "/admin/users", {"limit": "0"}),
+    ("GET", "/admin/users", {"limit": "201"}),
+    ("GET", "/admin/users", {"limit": "many"}),
+    ("GET", "/admin/users", {"cursor": "%%%"}),
+    ("GET", "/admin/job-runs", {"job_type": "download"}),
+    ("GET", "/admin/job-runs", {"status": "failed"}),
+    ("GET", "/admin/job-runs", {"user_id": "not-a-uuid"}),
+    ("GET", "/admin/job-runs", {"limit": "-1"}),
+    ("GET", "/admin/job-runs", {"cursor": "bm90LWpzb24"}),
+    ("GET", "/admin/logs", {"level": "LOUD"}),
+    ("GET", "/admin/logs", {"level": "warning"}),
+    ("GET", "/admin/logs", {"user_id": "42"}),
+    ("GET", "/admin/logs", {"q": ""}),
+    ("GET", "/admin/logs", {"q": "x" * 201}),
+    ("GET", "/admin/logs", {"service": "s" * 65}),
+    ("GET", "/admin/logs", {"since": "yesterday"}),
+    ("GET", "/admin/logs", {"limit": "500"}),
+    ("GET", "/admin/logs", {"cursor": "W10"}),
+    ("POST", "/admin/maintenance/purge-logs", {"older_than_days": "0"}),
+    ("POST", "/admin/maintenance/purge-logs", {"older_than_days": "3651"}),
+    ("POST", "/admin/maintenance/purge-logs", {"older_than_days": "soon"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), PER_USER + LISTS)
+async def test_routes_need_the_admin(client: httpx.AsyncClient, method: str, path: str) -> None:
+    response = await client.request(method, path.format(id=UNKNOWN))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    wrong = await client.request(
+        method, path.format(id=UNKNOWN), headers={"Authorization": "Bearer wrong"}
+    )
+    assert wrong.status_code == 401
+
+
+@pytest.mark.parametrize(("method", "path"), PER_USER)
+async def test_unknown_user_is_404(
+    client: httpx.AsyncClient, admin: dict[str, str], method: str, path: str
+) -> None:
+    response = await client.request(method, path.format(id=UNKNOWN), headers=admin)
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "not_found"
+    assert str(UNKNOWN) in error["message"]
+
+
+@pytest.mark.parametrize(("method", "path"), PER_USER)
+async def test_malformed_user_id_is_422(
+    client: httpx.AsyncClient, admin: dict[str, str], method: str, path: str
+) -> None:
+    response = await client.request(method, path.format(id="not-a-uuid"), headers=admin)
+    assert response.status_code == 422
+    assert "user_id" in response.json()["error"]["message"]
+
+
+async def test_openapi_describes_the_admin_api(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    for method, path in PER_USER + LISTS:
+        operation = paths[path.replace("{id}", "{user_id}")][method.lower()]
+        assert operation["description"], f"{method} {path} has no description"
+    assert "202" in paths["/admin/users/{user_id}/sync-now"]["post"]["responses"]
+    assert "204" in paths["/admin/users/{user_id}"]["delete"]["responses"]
+
+
+@pytest.mark.parametrize(("method", "path", "params"), BAD_QUERIES)
+async def test_bad_filters_are_422(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    method: str,
+    path: str,
+    params: dict[str, str],
+) -> None:
+    response = await client.request(method, path, headers=admin, params=params)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert next(iter(params)) in error["message"]

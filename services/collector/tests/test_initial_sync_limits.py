@@ -1,0 +1,206 @@
+"""Initial-sync stop conditions and resumption, against an API with a deep history.
+
+Spotify itself keeps ~50 plays reachable, so the stand-in can never show these limits;
+an ``httpx.MockTransport`` serving 300 plays over 90 days can.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from playlog.crypto import TokenCipher
+from playlog.db.models import Play, SyncCheckpoint
+from playlog.spotify.client import RetryPolicy, SpotifyClient
+from playlog.spotify.tokens import UserTokens
+from playlog.testing.factories import add_connected_user
+from playlog_collector import claims
+from playlog_collector.claims import Outcome
+from playlog_collector.settings import CollectorSettings
+from playlog_collector.sync import SyncContext, run
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+# One play every 7.2 hours for 90 days, newest first.
+HISTORY = [NOW - timedelta(hours=7.2 * n) for n in range(300)]
+
+
+class DeepHistory:
+    """recently-played with ``before`` paging over the whole history; counts requests."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.URL] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request.url)
+        before = int(request.url.params.get("before", str(2**53)))
+        limit = int(request.url.params.get("limit", "20"))
+        older = [moment for moment in HISTORY if moment.timestamp() * 1000 < before][:limit]
+        items = [
+            {
+                "track": {
+                    "id": f"{n:022d}",
+                    "name": f"Song {n}",
+                    "uri": f"spotify:track:{n:022d}",
+                    "duration_ms": 180_000,
+                    "artists": [{"id": "a" * 22, "name": "Band", "uri": "spotify:artist:x"}],
+                },
+                "played_at": moment.isoformat().replace("+00:00", "Z"),
+                "context": None,
+            }
+            for n, moment in ((HISTORY.index(m), m) for m in older)
+        ]
+        cursors = (
+            {
+                "after": str(int(older[0].timestamp() * 1000)),
+                "before": str(int(older[-1].timestamp() * 1000)),
+            }
+            if older
+            else None
+        )
+        return httpx.Response(
+            200,
+            json={
+                "items": items,
+                "next": None,
+                "cursors": cursors,
+                "limit": limit,
+                "href": str(request.url),
+            },
+        )
+
+
+@pytest_asyncio.fixture
+async def deep_user(
+    committed: async_sessionmaker[AsyncSession], cipher: TokenCipher
+) -> AsyncIterator[uuid.UUID]:
+    async with committed.begin() as session:
+        user = await add_connected_user(session, cipher, "Deep History")
+    yield user.id
+
+
+async def sync_once(
+    committed: async_sessionmaker[AsyncSession],
+    cipher: TokenCipher,
+    settings: CollectorSettings,
+    api: DeepHistory,
+) -> Outcome:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
+        client = SpotifyClient(
+            http=http,
+            api_base_url="https://api.test/v1",
+            accounts_base_url="https://accounts.test",
+            client_id="client",
+            retry=RetryPolicy(max_attempts=1),
+        )
+        async with committed.begin() as session:
+            (claim,) = await claims.claim(session, "w", "initial_sync", 1, timedelta(minutes=1))
+        context = SyncContext(
+            settings=settings,
+            sessionmaker=committed,
+            client=client,
+            tokens=UserTokens(committed, cipher, client, claim.user_id),
+            owner="w",
+            rng=random.Random(0),
+        )
+        outcome = await run(context, claim)
+    async with committed.begin() as session:
+        await claims.release(session, claim, "w", outcome)
+    return outcome
+
+
+async def play_count(committed: async_sessionmaker[AsyncSession], user_id: uuid.UUID) -> int:
+    async with committed() as session:
+        count = await session.scalar(select(func.count()).where(Play.user_id == user_id))
+    return count or 0
+
+
+@pytest.mark.parametrize(
+    ("limits", "reason", "requests"),
+    [
+        ({"initial_sync_max_days": 10}, "max_days", 1),  # 50 plays reach back 15 days
+        ({"initial_sync_max_days": 40, "initial_sync_max_requests": 2}, "max_requests", 2),
+        ({"initial_sync_max_days": 365}, "empty_batch", 7),  # 300 plays, then nothing
+    ],
+)
+async def test_initial_sync_stops_at_each_limit(
+    deep_user: uuid.UUID,
+    committed: async_sessionmaker[AsyncSession],
+    cipher: TokenCipher,
+    collector_settings: CollectorSettings,
+    limits: dict[str, int],
+    reason: str,
+    requests: int,
+) -> None:
+    api = DeepHistory()
+    settings = collector_settings.model_copy(update=limits)
+    outcome = await sync_once(committed, cipher, settings, api)
+    assert outcome.stats["stop_reason"] == reason
+    assert len(api.requests) == requests
+    assert await play_count(committed, deep_user) == min(300, 50 * requests)
+    async with committed() as session:
+        checkpoint = await session.get(SyncCheckpoint, deep_user)
+    assert checkpoint is not None
+    assert checkpoint.initial_sync_completed_at is not None
+    assert checkpoint.latest_played_at == HISTORY[0]
+
+
+async def test_initial_sync_stops_when_a_page_adds_nothing(
+    deep_user: uuid.UUID,
+    committed: async_sessionmaker[AsyncSession],
+    cipher: TokenCipher,
+    collector_settings: CollectorSettings,
+) -> None:
+    settings = collector_settings.model_copy(update={"initial_sync_max_days": 365})
+    await sync_once(committed, cipher, settings, DeepHistory())
+    async with committed.begin() as session:
+        await session.execute(
+            update(SyncCheckpoint)
+            .where(SyncCheckpoint.user_id == deep_user)
+            .values(initial_sync_completed_at=None, next_run_at=None)
+        )
+    api = DeepHistory()
+    outcome = await sync_once(committed, cipher, settings, api)
+    assert outcome.stats["stop_reason"] == "no_progress"
+    assert len(api.requests) == 1
+    assert outcome.stats["duplicates"] == 50
+
+
+async def test_an_interrupted_initial_sync_resumes_from_its_saved_cursor(
+    deep_user: uuid.UUID,
+    committed: async_sessionmaker[AsyncSession],
+    cipher: TokenCipher,
+    collector_settings: CollectorSettings,
+) -> None:
+    """The cursor is saved with every page; a restart continues where the last page ended."""
+    settings = collector_settings.model_copy(update={"initial_sync_max_days": 365})
+    failing_after_two = DeepHistory()
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if len(failing_after_two.requests) >= 2:
+            return httpx.Response(503)
+        return failing_after_two(request)
+
+    first = await sync_once(committed, cipher, settings, flaky)  # type: ignore[arg-type]
+    assert first.job_status == "error"
+    assert await play_count(committed, deep_user) == 100
+    async with committed.begin() as session:
+        checkpoint = await session.get(SyncCheckpoint, deep_user)
+        assert checkpoint is not None
+        assert checkpoint.initial_sync_completed_at is None
+        assert checkpoint.initial_sync_cursor_ms == int(HISTORY[99].timestamp() * 1000)
+        checkpoint.next_run_at = None
+
+    api = DeepHistory()
+    second = await sync_once(committed, cipher, settings, api)
+    assert second.stats["stop_reason"] == "empty_batch"
+    assert api.requests[0].params["before"] == str(int(HISTORY[99].timestamp() * 1000))
+    assert second.stats["duplicates"] == 0
+    assert await play_count(committed, deep_user) == 300

@@ -1,0 +1,1 @@
+"""Listening history shared by the collector, the importer and the analytics."""
