@@ -65,12 +65,13 @@ async def test_an_expired_lease_is_taken_over_and_the_orphaned_run_closed(
     assert orphan.error is not None
     assert "lease expired" in orphan.error
     assert checkpoint is not None
-    assert checkpoint.lease_owner == "healthy-replica"
+    assert checkpoint.lease_owner == taken.lease_owner
+    assert taken.lease_owner.startswith("healthy-replica/")
 
     # The crashed replica cannot write once the lease is gone.
     async with committed.begin() as session:
         with pytest.raises(claims.LeaseLost):
-            await claims.renew(session, crashed, "crashed-replica", LEASE)
+            await claims.renew(session, crashed, LEASE)
 
 
 async def test_pause_during_a_run_survives_its_release(
@@ -83,7 +84,6 @@ async def test_pause_during_a_run_survives_its_release(
         await claims.release(
             session,
             claim,
-            "replica",
             Outcome("success", {"inserted": 1}, None, timedelta(seconds=0), "idle"),
         )
     async with committed() as session:
@@ -130,7 +130,7 @@ async def test_a_sync_now_arriving_during_a_run_is_not_lost(
     await set_checkpoint(committed, user_id, sync_requested_at=datetime.now(UTC))
     async with committed.begin() as session:
         await claims.release(
-            session, claim, "replica", Outcome("success", {}, None, timedelta(hours=1), "idle")
+            session, claim, Outcome("success", {}, None, timedelta(hours=1), "idle")
         )
         now = await session.scalar(select(func.now()))
     async with committed() as session:

@@ -52,12 +52,11 @@ async def claim_and_run(
         sessionmaker=committed,
         client=spotify,
         tokens=UserTokens(committed, cipher, spotify, claim.user_id),
-        owner=OWNER,
         rng=random.Random(1),
     )
     outcome = await run(context, claim)
     async with committed.begin() as session:
-        await claims.release(session, claim, OWNER, outcome)
+        await claims.release(session, claim, outcome)
     return claim, outcome
 
 
@@ -339,3 +338,36 @@ async def test_revoked_access_needs_reauth_and_is_never_claimed(
     async with committed.begin() as session:
         assert await claims.claim(session, OWNER, "initial_sync", 10, LEASE) == []
         assert await claims.claim(session, OWNER, "poll", 10, LEASE) == []
+
+
+async def test_a_worker_that_lost_its_lease_writes_nothing(
+    connect: Connect,
+    committed: async_sessionmaker[AsyncSession],
+    collector_settings: CollectorSettings,
+    spotify: SpotifyClient,
+    cipher: TokenCipher,
+) -> None:
+    user_id = await connect("listener-c")
+    async with committed.begin() as session:
+        (claim,) = await claims.claim(session, OWNER, "initial_sync", 10, LEASE)
+        # Our lease expired while we waited, and another replica took the user.
+        await session.execute(
+            update(SyncCheckpoint)
+            .where(SyncCheckpoint.user_id == user_id)
+            .values(lease_owner="another-replica")
+        )
+    context = SyncContext(
+        settings=collector_settings,
+        sessionmaker=committed,
+        client=spotify,
+        tokens=UserTokens(committed, cipher, spotify, user_id),
+        rng=random.Random(1),
+    )
+    outcome = await run(context, claim)
+    assert outcome.job_status == "error"
+    assert outcome.error is not None
+    assert "no longer held" in outcome.error
+    assert await stored_plays(committed, user_id) == []
+    checkpoint = await checkpoint_of(committed, user_id)
+    assert checkpoint.latest_played_at is None
+    assert checkpoint.lease_owner == "another-replica"

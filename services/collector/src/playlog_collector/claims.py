@@ -9,14 +9,16 @@ from waiting on each other and the lease keeps them from doing the same user twi
 from __future__ import annotations
 
 import random
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
 from playlog.db.models import JobRun, SpotifyToken, SyncCheckpoint
 
@@ -29,6 +31,8 @@ NOT_SCHEDULED = ("paused", "needs_reauth")
 class Claim:
     user_id: uuid.UUID
     kind: WorkKind
+    # This claim's lease: the worker id plus a token of the claim.
+    lease_owner: str
     job_run_id: uuid.UUID
     # The `after` cursor of polls; the paging cursor of an unfinished initial sync.
     latest_played_at: datetime | None
@@ -45,13 +49,32 @@ class LeaseLost(Exception):
 
 
 async def claim(
-    session: AsyncSession, owner: str, kind: WorkKind, limit: int, lease: timedelta
+    session: AsyncSession,
+    owner: str,
+    kind: WorkKind,
+    limit: int,
+    lease: timedelta,
+    *,
+    initial_sync_enabled: bool = True,
 ) -> list[Claim]:
-    """Lease up to ``limit`` due users for ``kind`` work and open their job runs."""
+    """Lease up to ``limit`` due users for ``kind`` work and open their job runs.
+
+    The lease is held under ``owner`` plus a token of this claim, so a run whose lease
+    lapsed cannot renew or release a newer claim of the same user, even one made by the
+    same process. Users with a pending sync-now request come first.
+    """
     if limit <= 0:
         return []
     checkpoint = SyncCheckpoint.__table__
     initial = kind == "initial_sync"
+    lease_owner = f"{owner}/{secrets.token_hex(4)}"
+    stage: ColumnElement[bool]
+    if initial:
+        stage = SyncCheckpoint.initial_sync_completed_at.is_(None)
+    elif initial_sync_enabled:
+        stage = SyncCheckpoint.initial_sync_completed_at.is_not(None)
+    else:
+        stage = true()
     due = (
         select(
             SyncCheckpoint.user_id,
@@ -68,17 +91,18 @@ async def claim(
                 SyncCheckpoint.lease_expires_at.is_(None),
                 SyncCheckpoint.lease_expires_at < func.now(),
             ),
-            SyncCheckpoint.initial_sync_completed_at.is_(None)
-            if initial
-            else SyncCheckpoint.initial_sync_completed_at.is_not(None),
+            stage,
         )
-        .order_by(SyncCheckpoint.next_run_at.asc().nulls_first())
+        .order_by(
+            SyncCheckpoint.sync_requested_at.is_(None),
+            SyncCheckpoint.next_run_at.asc().nulls_first(),
+        )
         .limit(limit)
         .with_for_update(of=checkpoint, skip_locked=True)
         .cte("due")
     )
     changes: dict[str, Any] = {
-        "lease_owner": owner,
+        "lease_owner": lease_owner,
         "lease_expires_at": func.now() + lease,
         "sync_requested_at": None,
         "status": kind if initial else "polling",
@@ -132,6 +156,7 @@ async def claim(
         Claim(
             user_id=user_id,
             kind=kind,
+            lease_owner=lease_owner,
             job_run_id=job_ids[user_id],
             latest_played_at=latest,
             initial_sync_cursor_ms=cursor_ms,
@@ -144,16 +169,23 @@ async def claim(
     ]
 
 
-async def renew(session: AsyncSession, claim: Claim, owner: str, lease: timedelta) -> None:
-    """Extend our lease inside a write transaction; raise LeaseLost when it is not ours."""
+async def renew(session: AsyncSession, claim: Claim, lease: timedelta, **changes: Any) -> None:
+    """Extend our lease (and apply ``changes`` to the checkpoint) inside a write transaction.
+
+    Raises LeaseLost when the lease is no longer ours, so the caller's transaction rolls
+    back whatever it wrote.
+    """
     renewed = await session.execute(
         update(SyncCheckpoint)
-        .where(SyncCheckpoint.user_id == claim.user_id, SyncCheckpoint.lease_owner == owner)
-        .values(lease_expires_at=func.now() + lease)
+        .where(
+            SyncCheckpoint.user_id == claim.user_id,
+            SyncCheckpoint.lease_owner == claim.lease_owner,
+        )
+        .values(lease_expires_at=func.now() + lease, **changes)
         .returning(SyncCheckpoint.user_id)
     )
     if renewed.first() is None:
-        raise LeaseLost(f"lease on user {claim.user_id} is no longer held by {owner}")
+        raise LeaseLost(f"lease on user {claim.user_id} is no longer held by {claim.lease_owner}")
 
 
 def jittered(seconds: float, rng: random.Random, spread: float = 0.1) -> timedelta:
@@ -174,7 +206,7 @@ class Outcome:
     failed: bool = False
 
 
-async def release(session: AsyncSession, claim: Claim, owner: str, outcome: Outcome) -> None:
+async def release(session: AsyncSession, claim: Claim, outcome: Outcome) -> None:
     """Finish the job run and hand the user back, in one transaction of their own.
 
     A pause or a needs_reauth mark set while the work ran is kept.
@@ -209,6 +241,9 @@ async def release(session: AsyncSession, claim: Claim, owner: str, outcome: Outc
         changes["last_poll_completed_at"] = func.now()
     await session.execute(
         update(SyncCheckpoint)
-        .where(SyncCheckpoint.user_id == claim.user_id, SyncCheckpoint.lease_owner == owner)
+        .where(
+            SyncCheckpoint.user_id == claim.user_id,
+            SyncCheckpoint.lease_owner == claim.lease_owner,
+        )
         .values(changes)
     )

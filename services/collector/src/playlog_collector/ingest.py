@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from playlog.db.models import Artist, Play, Track, TrackArtist
+from playlog.db.models import Artist, Base, Play, Track, TrackArtist
 from playlog.history.identity import (
     MAX_MATCH_WINDOW,
     PlayIdentity,
@@ -28,6 +28,31 @@ from playlog.spotify.models import PlayHistory
 from playlog.spotify.models import Track as SpotifyTrack
 
 SOURCE = "spotify_api"
+
+_tables = Base.metadata.tables
+_plays, _tracks = _tables["plays"], _tables["tracks"]
+_INSERT_PLAYS = insert(_plays).on_conflict_do_nothing().returning(_plays.c.id)
+_INSERT_ARTISTS = insert(_tables["artists"]).on_conflict_do_nothing()
+_INSERT_LINKS = insert(_tables["track_artists"]).on_conflict_do_nothing()
+# An export may have stored the track first without Spotify's album id or duration: the
+# API fills those in and never overwrites a known value.
+_track_insert = insert(_tracks)
+_FILLED_IN = ("album_id", "album_name", "duration_ms", "uri")
+_UPSERT_TRACKS = _track_insert.on_conflict_do_update(
+    index_elements=[_tracks.c.track_id],
+    set_={
+        column: func.coalesce(_tracks.c[column], _track_insert.excluded[column])
+        for column in _FILLED_IN
+    },
+    # Only when a gap can actually be filled: complete rows (and local files, which
+    # never get an album id) are not rewritten on every poll.
+    where=or_(
+        *(
+            and_(_tracks.c[column].is_(None), _track_insert.excluded[column].is_not(None))
+            for column in _FILLED_IN
+        )
+    ),
+)
 
 
 @dataclass
@@ -72,9 +97,7 @@ async def store_page(
             for item in fresh
         ]
         # A concurrent writer (an import of the same period) may have won the race.
-        inserted = await session.scalars(
-            insert(Play).values(rows).on_conflict_do_nothing().returning(Play.id)
-        )
+        inserted = await session.execute(_INSERT_PLAYS, rows)
         result.inserted = len(inserted.all())
         result.duplicates += len(fresh) - result.inserted
     return result
@@ -105,26 +128,42 @@ async def _without_known_plays(
         PlayIdentity(played_at, track_id, artist, name, source, source_format)
         for played_at, track_id, source, source_format, name, artist in await session.execute(query)
     ]
-    fresh: list[PlayHistory] = []
-    seen: set[tuple[Any, str]] = set()
-    for item in items:
-        identity = PlayIdentity(
+    identities = [
+        PlayIdentity(
             item.played_at,
             track_id_of(item.track),
             _primary_artist(item.track),
             item.track.name,
             SOURCE,
         )
+        for item in items
+    ]
+    exact = {(row.played_at, row.track_id) for row in stored if row.source == SOURCE}
+    pending: list[int] = []
+    seen: set[tuple[Any, str]] = set()
+    for index, identity in enumerate(identities):
         key = (identity.played_at, identity.track_id)
-        matches = [row for row in stored if same_play(row, identity)]
-        if key in seen or any(row.source == SOURCE for row in matches):
+        if key in seen or key in exact:
             result.duplicates += 1
-        elif matches:
-            result.cross_source += 1
         else:
-            fresh.append(item)
+            pending.append(index)
         seen.add(key)
-    return fresh
+    # One stored export row stands for one playback, so it absorbs at most one item:
+    # pairs are matched nearest first, and a replay within the window is still recorded.
+    pairs = sorted(
+        (abs(row.played_at - identities[i].played_at), i, j)
+        for i in pending
+        for j, row in enumerate(stored)
+        if row.source != SOURCE and same_play(row, identities[i])
+    )
+    matched_items: set[int] = set()
+    matched_rows: set[int] = set()
+    for _, i, j in pairs:
+        if i not in matched_items and j not in matched_rows:
+            matched_items.add(i)
+            matched_rows.add(j)
+    result.cross_source += len(matched_items)
+    return [items[i] for i in pending if i not in matched_items]
 
 
 async def _upsert_catalog(session: AsyncSession, tracks: Sequence[SpotifyTrack]) -> None:
@@ -158,30 +197,14 @@ async def _upsert_catalog(session: AsyncSession, tracks: Sequence[SpotifyTrack])
                     "position": position,
                 }
                 positions.add(position)
+    # Core statements executed with a list of rows: compiled once and cached, whatever
+    # the page size (a multi-row VALUES would be compiled anew for every size).
     if artist_rows:
-        await session.execute(
-            insert(Artist)
-            .values(sorted(artist_rows.values(), key=_key("artist_id")))
-            .on_conflict_do_nothing()
-        )
-    statement = insert(Track).values(sorted(track_rows.values(), key=_key("track_id")))
-    # An export may have stored the track first without Spotify's album id or duration;
-    # fill those in, and leave complete rows untouched (no write per poll).
-    statement = statement.on_conflict_do_update(
-        index_elements=[Track.track_id],
-        set_={
-            "album_id": statement.excluded.album_id,
-            "duration_ms": statement.excluded.duration_ms,
-            "uri": statement.excluded.uri,
-        },
-        where=Track.album_id.is_(None) | Track.duration_ms.is_(None) | Track.uri.is_(None),
-    )
-    await session.execute(statement)
+        await session.execute(_INSERT_ARTISTS, sorted(artist_rows.values(), key=_key("artist_id")))
+    await session.execute(_UPSERT_TRACKS, sorted(track_rows.values(), key=_key("track_id")))
     if links:
         await session.execute(
-            insert(TrackArtist)
-            .values(sorted(links.values(), key=_key("track_id", "position")))
-            .on_conflict_do_nothing()
+            _INSERT_LINKS, sorted(links.values(), key=_key("track_id", "position"))
         )
 
 

@@ -65,7 +65,6 @@ class SyncContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     client: SpotifyClient
     tokens: UserTokens
-    owner: str
     rng: random.Random
 
     @property
@@ -85,11 +84,13 @@ async def run(context: SyncContext, claim: Claim) -> Outcome:
                 complete = await _initial_sync(context, claim, stats)
             else:
                 complete = await _poll(context, claim, stats)
+            # A poll cut short is known to be behind: continue soon.
+            interval = context.settings.collector_interval_seconds if complete else 5.0
             outcome = Outcome(
                 "success" if complete else "partial",
                 {},
                 None,
-                jittered(context.settings.collector_interval_seconds, context.rng),
+                jittered(interval, context.rng),
                 "idle",
             )
         except SpotifyRateLimited as exc:
@@ -109,6 +110,11 @@ async def run(context: SyncContext, claim: Claim) -> Outcome:
             outcome = Outcome("error", {}, str(exc), None, "idle")
         except SpotifyError as exc:
             outcome = Outcome("error", {}, str(exc), _backoff(context, claim), "error", failed=True)
+        except Exception as exc:
+            # A database outage or a bug: recorded with the stats so far, backed off.
+            log.exception("%s failed", claim.kind)
+            message = f"{type(exc).__name__}: {exc}"[:500]
+            outcome = Outcome("error", {}, message, _backoff(context, claim), "error", failed=True)
     stats.requests = calls.requests
     stats.rate_limits = calls.rate_limited
     return replace(outcome, stats=stats.as_json())
@@ -130,7 +136,9 @@ async def _poll(context: SyncContext, claim: Claim, stats: RunStats) -> bool:
     first = True
     while True:
         gap = None
-        if first and cursor is not None and len(page.items) >= API_WINDOW:
+        # A full first page with nothing to follow: the window starts after the cursor.
+        # (A `next` link means the API pages forward from the cursor: it is reachable.)
+        if first and cursor is not None and len(page.items) >= API_WINDOW and not page.next:
             gap = (cursor, min(item.played_at for item in page.items))
         first = False
         await _store(context, claim, page, stats, gap=gap)
@@ -168,7 +176,7 @@ async def _initial_sync(context: SyncContext, claim: Claim, stats: RunStats) -> 
             stats.stop_reason = "max_days"
             break
     async with context.sessionmaker.begin() as session:
-        await renew(session, claim, context.owner, context.lease)
+        await renew(session, claim, context.lease)
         # An admin may have restarted the initial sync meanwhile (started_at reset).
         await session.execute(
             update(SyncCheckpoint)
@@ -191,8 +199,10 @@ async def _store(
     initial_cursor_ms: int | None = None,
 ) -> PageResult:
     """One transaction: the page's plays, the cursor that covers them, a possible gap."""
+    if not page.items and gap is None and initial_cursor_ms is None:
+        stats.add(PageResult())  # nothing to write: no transaction at all
+        return PageResult()
     async with context.sessionmaker.begin() as session:
-        await renew(session, claim, context.owner, context.lease)
         result = await store_page(session, claim.user_id, page.items)
         changes: dict[str, object] = {}
         if page.items:
@@ -206,12 +216,8 @@ async def _store(
                 (running, func.least(SyncCheckpoint.initial_sync_earliest_played_at, oldest)),
                 else_=None,
             )
-        if changes:
-            await session.execute(
-                update(SyncCheckpoint)
-                .where(SyncCheckpoint.user_id == claim.user_id)
-                .values(changes)
-            )
+        # After the plays: a lost lease raises here and rolls the page back.
+        await renew(session, claim, context.lease, **changes)
         if gap is not None:
             stats.gaps += 1
             await session.execute(

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 SERVICE = "collector"
 # Running work gets this long after SIGTERM before it is cancelled; the rest of the
 # 10-second stop budget is for recording the abandoned runs.
-SHUTDOWN_GRACE_SECONDS = 6.0
+SHUTDOWN_GRACE_SECONDS = 4.0
 RELEASE_TIMEOUT_SECONDS = 2.0
 PURGE_EVERY = timedelta(days=1)
 
@@ -99,8 +99,10 @@ class Collector:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            async with self.sessionmaker.begin() as session:
-                await heartbeat.mark_stopped(session, self.worker_id)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
+                    async with self.sessionmaker.begin() as session:
+                        await heartbeat.mark_stopped(session, self.worker_id)
             log.info("collector stopped", extra={"worker_id": self.worker_id})
 
     def stop(self) -> None:
@@ -127,23 +129,32 @@ class Collector:
         free = self.settings.collector_concurrency - len(self.running)
         if free <= 0:
             return
-        claimed: list[Claim] = []
         if self.settings.initial_sync_enabled:
             initial_running = sum(c.kind == "initial_sync" for c in self.running.values())
-            claimed += await self._claim(
-                "initial_sync", min(free, self.settings.initial_sync_concurrency - initial_running)
-            )
-        claimed += await self._claim("poll", free - len(claimed))
+            allowed = min(free, self.settings.initial_sync_concurrency - initial_running)
+            # Started at once: a failure of the next claim must not strand these.
+            free -= self._start(await self._claim("initial_sync", allowed))
+        self._start(await self._claim("poll", free))
+
+    def _start(self, claimed: list[Claim]) -> int:
         for claim in claimed:
             task = asyncio.create_task(self._work(claim), name=f"{claim.kind}:{claim.user_id}")
             self.running[task] = claim
             task.add_done_callback(self._finished)
+        return len(claimed)
 
     async def _claim(self, kind: WorkKind, limit: int) -> list[Claim]:
         if limit <= 0:
             return []
         async with self.sessionmaker.begin() as session:
-            return await claims.claim(session, self.worker_id, kind, limit, self.lease)
+            return await claims.claim(
+                session,
+                self.worker_id,
+                kind,
+                limit,
+                self.lease,
+                initial_sync_enabled=self.settings.initial_sync_enabled,
+            )
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.running.pop(task, None)
@@ -172,10 +183,10 @@ class Collector:
             sessionmaker=self.sessionmaker,
             client=self.spotify,
             tokens=UserTokens(self.sessionmaker, self.cipher, self.spotify, claim.user_id),
-            owner=self.worker_id,
             rng=self.rng,
         )
         with log_context(user_id=str(claim.user_id), job_run_id=str(claim.job_run_id)):
+            keeper = asyncio.create_task(self._keep_lease(claim))
             try:
                 outcome = await run(context, claim)
             except asyncio.CancelledError:
@@ -185,21 +196,13 @@ class Collector:
                     "abandoned: the collector was stopped during the run",
                     timedelta(0),
                     "idle",
-                    failed=False,
                 )
                 await asyncio.shield(self._release_with_timeout(claim, outcome))
                 raise
-            except Exception as exc:
-                log.exception("%s failed", claim.kind)
-                outcome = Outcome(
-                    "error",
-                    {},
-                    f"{type(exc).__name__}: {exc}"[:500],
-                    timedelta(seconds=60),
-                    "error",
-                    failed=True,
-                )
-            await self._release_with_timeout(claim, outcome)
+            finally:
+                keeper.cancel()
+            # Shielded: a stop arriving now must not leave the run "running".
+            await asyncio.shield(self._release_with_timeout(claim, outcome))
             log.info(
                 "%s %s",
                 claim.kind,
@@ -207,11 +210,28 @@ class Collector:
                 extra={"stats": outcome.stats, "error": outcome.error},
             )
 
+    async def _keep_lease(self, claim: Claim) -> None:
+        """Renew the lease while a single call sleeps through retries or a Retry-After.
+
+        Pages renew it too; this covers the time between them. Once the lease is lost the
+        run's next write fails its own lease check, so nothing is written without it.
+        """
+        while True:
+            await asyncio.sleep(self.settings.collector_lease_seconds / 3)
+            try:
+                async with self.sessionmaker.begin() as session:
+                    await claims.renew(session, claim, self.lease)
+            except claims.LeaseLost:
+                log.warning("lost the lease of a running %s", claim.kind)
+                return
+            except Exception:
+                log.exception("renewing a lease failed")
+
     async def _release_with_timeout(self, claim: Claim, outcome: Outcome) -> None:
         try:
             async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
                 async with self.sessionmaker.begin() as session:
-                    await claims.release(session, claim, self.worker_id, outcome)
+                    await claims.release(session, claim, outcome)
         except Exception:
             # The lease expires on its own; another replica then picks the user up.
             log.exception("could not record the end of a %s run", claim.kind)
@@ -250,7 +270,10 @@ class Collector:
 
 
 async def serve(settings: CollectorSettings) -> None:
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    # Every running user, the LISTEN connection, claims, heartbeats and the log writer
+    # each need a connection at times; a smaller pool would make them queue.
+    pool_size = max(settings.database_pool_size, settings.collector_concurrency + 4)
+    engine = create_engine(settings.database_url, pool_size=pool_size)
     sessionmaker = create_sessionmaker(engine)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)

@@ -92,6 +92,9 @@ async def resume(user: LoadedUser, session: DbSession) -> SyncState:
         .values(
             status="idle" if usable else "needs_reauth",
             next_run_at=func.now(),
+            # Counts as a request: a run still finishing the paused cycle must not push
+            # the next one a whole interval away.
+            sync_requested_at=func.now() if usable else None,
             consecutive_failures=0,
             error=None if usable else (status.reason or "Spotify is not connected"),
             updated_at=func.now(),

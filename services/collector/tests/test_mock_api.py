@@ -1,14 +1,14 @@
-"""Initial-sync stop conditions and resumption, against an API with a deep history.
+"""Paths the stand-in's 50-play window never takes, against ``httpx.MockTransport`` APIs.
 
-Spotify itself keeps ~50 plays reachable, so the stand-in can never show these limits;
-an ``httpx.MockTransport`` serving 300 plays over 90 days can.
+Initial-sync stop conditions and resumption over a deep history (300 plays, 90 days);
+polls that follow ``next`` links and stop at the page limit; polls without initial sync.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -23,9 +23,9 @@ from playlog.spotify.client import RetryPolicy, SpotifyClient
 from playlog.spotify.tokens import UserTokens
 from playlog.testing.factories import add_connected_user
 from playlog_collector import claims
-from playlog_collector.claims import Outcome
+from playlog_collector.claims import Outcome, WorkKind
 from playlog_collector.settings import CollectorSettings
-from playlog_collector.sync import SyncContext, run
+from playlog_collector.sync import MAX_POLL_PAGES, SyncContext, run
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 # One play every 7.2 hours for 90 days, newest first.
@@ -90,7 +90,8 @@ async def sync_once(
     committed: async_sessionmaker[AsyncSession],
     cipher: TokenCipher,
     settings: CollectorSettings,
-    api: DeepHistory,
+    api: Callable[[httpx.Request], httpx.Response],
+    kind: WorkKind = "initial_sync",
 ) -> Outcome:
     async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
         client = SpotifyClient(
@@ -101,18 +102,24 @@ async def sync_once(
             retry=RetryPolicy(max_attempts=1),
         )
         async with committed.begin() as session:
-            (claim,) = await claims.claim(session, "w", "initial_sync", 1, timedelta(minutes=1))
+            (claim,) = await claims.claim(
+                session,
+                "w",
+                kind,
+                1,
+                timedelta(minutes=1),
+                initial_sync_enabled=settings.initial_sync_enabled,
+            )
         context = SyncContext(
             settings=settings,
             sessionmaker=committed,
             client=client,
             tokens=UserTokens(committed, cipher, client, claim.user_id),
-            owner="w",
             rng=random.Random(0),
         )
         outcome = await run(context, claim)
     async with committed.begin() as session:
-        await claims.release(session, claim, "w", outcome)
+        await claims.release(session, claim, outcome)
     return outcome
 
 
@@ -188,7 +195,7 @@ async def test_an_interrupted_initial_sync_resumes_from_its_saved_cursor(
             return httpx.Response(503)
         return failing_after_two(request)
 
-    first = await sync_once(committed, cipher, settings, flaky)  # type: ignore[arg-type]
+    first = await sync_once(committed, cipher, settings, flaky)
     assert first.job_status == "error"
     assert await play_count(committed, deep_user) == 100
     async with committed.begin() as session:
@@ -204,3 +211,108 @@ async def test_an_interrupted_initial_sync_resumes_from_its_saved_cursor(
     assert api.requests[0].params["before"] == str(int(HISTORY[99].timestamp() * 1000))
     assert second.stats["duplicates"] == 0
     assert await play_count(committed, deep_user) == 300
+
+
+def item(n: int, moment: datetime) -> dict[str, object]:
+    return {
+        "track": {
+            "id": f"{n:022d}",
+            "name": f"Song {n}",
+            "uri": f"spotify:track:{n:022d}",
+            "duration_ms": 180_000,
+            "artists": [{"id": "b" * 22, "name": "Band", "uri": "spotify:artist:b"}],
+        },
+        "played_at": moment.isoformat().replace("+00:00", "Z"),
+    }
+
+
+class ForwardPages:
+    """``after`` paging forward in pages of 50 with ``next`` links, over ``total`` plays."""
+
+    def __init__(self, total: int) -> None:
+        self.plays = [NOW - timedelta(minutes=4 * n) for n in reversed(range(total))]
+        self.requests: list[httpx.URL] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request.url)
+        after = int(request.url.params.get("after", "0"))
+        newer = [m for m in self.plays if m.timestamp() * 1000 > after]
+        page = newer[:50]
+        next_url = None
+        if len(newer) > 50:
+            last = int(page[-1].timestamp() * 1000)
+            next_url = f"https://api.test/v1/me/player/recently-played?after={last}&limit=50"
+        body = {
+            "items": [item(self.plays.index(m), m) for m in reversed(page)],
+            "next": next_url,
+            "cursors": None,
+            "limit": 50,
+            "href": str(request.url),
+        }
+        return httpx.Response(200, json=body)
+
+
+async def test_polls_follow_next_links_until_caught_up(
+    deep_user: uuid.UUID,
+    committed: async_sessionmaker[AsyncSession],
+    cipher: TokenCipher,
+    collector_settings: CollectorSettings,
+) -> None:
+    api = ForwardPages(total=120)
+    cursor = api.plays[9]
+    async with committed.begin() as session:
+        await session.execute(
+            update(SyncCheckpoint)
+            .where(SyncCheckpoint.user_id == deep_user)
+            .values(initial_sync_completed_at=func.now(), latest_played_at=cursor)
+        )
+    outcome = await sync_once(committed, cipher, collector_settings, api, "poll")
+    assert outcome.job_status == "success"
+    assert outcome.stats["pages"] == 3
+    assert outcome.stats["inserted"] == 110
+    assert outcome.stats["gaps"] == 0  # the cursor was reachable: no gap
+    assert [url.params.get("after") for url in api.requests[1:]] == [
+        str(int(api.plays[59].timestamp() * 1000)),
+        str(int(api.plays[109].timestamp() * 1000)),
+    ]
+    assert await play_count(committed, deep_user) == 110
+
+
+async def test_a_poll_stops_at_the_page_limit_and_comes_back_soon(
+    deep_user: uuid.UUID,
+    committed: async_sessionmaker[AsyncSession],
+    cipher: TokenCipher,
+    collector_settings: CollectorSettings,
+) -> None:
+    api = ForwardPages(total=2000)
+    async with committed.begin() as session:
+        await session.execute(
+            update(SyncCheckpoint)
+            .where(SyncCheckpoint.user_id == deep_user)
+            .values(initial_sync_completed_at=func.now(), latest_played_at=api.plays[0])
+        )
+    outcome = await sync_once(committed, cipher, collector_settings, api, "poll")
+    assert outcome.job_status == "partial"
+    assert outcome.stats["stop_reason"] == "max_pages"
+    assert outcome.stats["pages"] == MAX_POLL_PAGES
+    assert outcome.next_run_in is not None
+    assert outcome.next_run_in < timedelta(seconds=10)
+
+
+async def test_without_initial_sync_new_users_are_polled_from_the_latest_plays(
+    deep_user: uuid.UUID,
+    committed: async_sessionmaker[AsyncSession],
+    cipher: TokenCipher,
+    collector_settings: CollectorSettings,
+) -> None:
+    settings = collector_settings.model_copy(update={"initial_sync_enabled": False})
+    api = ForwardPages(total=30)
+    outcome = await sync_once(committed, cipher, settings, api, "poll")
+    assert outcome.job_status == "success"
+    assert outcome.stats["inserted"] == 30
+    assert "after" not in api.requests[0].params
+    async with committed() as session:
+        checkpoint = await session.get(SyncCheckpoint, deep_user)
+    assert checkpoint is not None
+    assert checkpoint.latest_played_at == api.plays[-1]
+    assert checkpoint.initial_sync_completed_at is None
