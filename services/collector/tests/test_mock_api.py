@@ -43,20 +43,7 @@ class DeepHistory:
         before = int(request.url.params.get("before", str(2**53)))
         limit = int(request.url.params.get("limit", "20"))
         older = [moment for moment in HISTORY if moment.timestamp() * 1000 < before][:limit]
-        items = [
-            {
-                "track": {
-                    "id": f"{n:022d}",
-                    "name": f"Song {n}",
-                    "uri": f"spotify:track:{n:022d}",
-                    "duration_ms": 180_000,
-                    "artists": [{"id": "a" * 22, "name": "Band", "uri": "spotify:artist:x"}],
-                },
-                "played_at": moment.isoformat().replace("+00:00", "Z"),
-                "context": None,
-            }
-            for n, moment in ((HISTORY.index(m), m) for m in older)
-        ]
+        items = [item(HISTORY.index(moment), moment) for moment in older]
         cursors = (
             {
                 "after": str(int(older[0].timestamp() * 1000)),
