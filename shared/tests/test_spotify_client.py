@@ -215,6 +215,24 @@ async def test_long_retry_after_fails_fast_with_the_deadline() -> None:
     assert before + timedelta(seconds=7199) <= caught.value.retry_at
 
 
+async def test_a_long_retry_after_holds_off_every_later_call_of_the_app() -> None:
+    sleeps = Sleeps()
+    transport, seen = scripted(
+        [httpx.Response(429, headers={"Retry-After": "3600"}), httpx.Response(200, json=ME)]
+    )
+    client = make_client(transport, sleeps, RetryPolicy(max_retry_after_seconds=60))
+    with pytest.raises(SpotifyRateLimited):
+        await client.me(StaticTokens())
+    # Another user's call: refused without a request while the app is throttled.
+    with pytest.raises(SpotifyRateLimited) as caught:
+        await client.me(StaticTokens())
+    assert len(seen) == 1
+    assert 3500 < caught.value.retry_after_seconds <= 3600
+    sleeps.now += 3601
+    assert (await client.me(StaticTokens())).id == "u"
+    assert len(seen) == 2
+
+
 async def test_server_errors_back_off_exponentially_with_jitter() -> None:
     sleeps = Sleeps()
     transport, seen = scripted(

@@ -282,6 +282,11 @@ class SpotifyClient:
         policy = self.retry
         for attempt in range(1, policy.max_attempts + 1):
             last_attempt = attempt == policy.max_attempts
+            # Spotify limits the app, not the user: while a Retry-After longer than we
+            # wait is in force, every call fails fast instead of collecting its own 429.
+            blocked = self.limiter.paused_for()
+            if blocked > policy.max_retry_after_seconds:
+                raise SpotifyRateLimited(datetime.now(UTC) + timedelta(seconds=blocked), blocked)
             try:
                 async with self.limiter.slot():
                     response = await request()
@@ -300,6 +305,7 @@ class SpotifyClient:
             if response.status_code == 429:
                 wait = _retry_after_seconds(response)
                 if wait > policy.max_retry_after_seconds or last_attempt:
+                    self.limiter.pause(wait)
                     raise SpotifyRateLimited(datetime.now(UTC) + timedelta(seconds=wait), wait)
                 log.warning("spotify rate limit: waiting %.1fs (attempt %d)", wait, attempt)
                 # The wait happens in the shared limiter, so every caller of this app

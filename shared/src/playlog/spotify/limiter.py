@@ -39,6 +39,10 @@ class AppRateLimiter:
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
+    def paused_for(self) -> float:
+        """Seconds until a pause set by a 429 ends (0 when none is in force)."""
+        return max(0.0, self._paused_until - self._clock())
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         async with self._semaphore:
