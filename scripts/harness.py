@@ -29,7 +29,7 @@ from playlog.db.migrate import upgrade
 from playlog.spotify.stand_in import StandInConfig
 from playlog.testing.postgres import find_server
 from playlog.testing.processes import free_port, playlog_command, wait_for_status
-from playlog.testing.spotify import connect_account
+from playlog.testing.spotify import sign_in_and_connect
 
 
 @dataclass
@@ -104,16 +104,17 @@ def start_stand_in(listeners: int, speed: float, history_hours: float) -> StandI
 
 
 async def connect_users(
-    database: Database, stand_in: StandIn, cipher: TokenCipher
+    database: Database, stand_in: StandIn, cipher: TokenCipher, accounts: list[str] | None = None
 ) -> dict[str, uuid.UUID]:
-    """Each account signs in on the stand-in (authorize + PKCE token exchange)."""
-    config = StandInConfig()
+    """Each account (default: all) signs in on the stand-in through the OAuth flow.
+
+    Signing in again reconnects a returning account, as the api's callback does.
+    """
     users: dict[str, uuid.UUID] = {}
     async with httpx.AsyncClient(base_url=stand_in.url, timeout=30) as http:
-        for account in stand_in.accounts:
-            await http.post("/_control/sign-in-as", json={"account": account})
-            users[account] = await connect_account(
-                http, config, account, database.sessionmaker, cipher
+        for account in accounts or stand_in.accounts:
+            users[account] = await sign_in_and_connect(
+                http, StandInConfig(), account, database.sessionmaker, cipher
             )
     return users
 

@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-import httpx
 from harness import (
     Collectors,
     Database,
@@ -36,40 +35,12 @@ from sqlalchemy import func, select, update
 from playlog.crypto import TokenCipher
 from playlog.db.models import CoverageGap, JobRun, Play, SyncCheckpoint
 from playlog.db.models.sync import SYNC_CHANNEL
-from playlog.spotify.models import TokenResponse
-from playlog.spotify.stand_in import StandInConfig
-from playlog.spotify.tokens import store_grant
-from playlog.testing.spotify import SCOPES, sign_in
 
 Key = tuple[str, datetime]
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-async def reconnect(
-    database: Database, stand_in: StandIn, cipher: TokenCipher, account: str, user_id: uuid.UUID
-) -> None:
-    """What the api's OAuth callback does for a returning user: new grant, polling resumes."""
-    config = StandInConfig()
-    async with httpx.AsyncClient(base_url=stand_in.url, timeout=30) as http:
-        await http.post("/_control/sign-in-as", json={"account": account})
-        tokens = await sign_in(http, config)
-    grant = TokenResponse(
-        access_token=tokens.access_token,
-        token_type="Bearer",  # noqa: S106 - the OAuth token type
-        expires_in=3600,
-        refresh_token=tokens.refresh_token,
-        scope=SCOPES,
-    )
-    async with database.sessionmaker.begin() as session:
-        await store_grant(session, cipher, user_id, grant, datetime.now(UTC))
-        await session.execute(
-            update(SyncCheckpoint)
-            .where(SyncCheckpoint.user_id == user_id)
-            .values(status="idle", error=None, consecutive_failures=0, next_run_at=func.now())
-        )
 
 
 async def sync_now(database: Database, user_ids: list[uuid.UUID]) -> datetime:
@@ -157,7 +128,7 @@ async def main(args: argparse.Namespace) -> None:
                 log(f"fault: revoked {revoked}")
 
             async def reconnect_revoked() -> None:
-                await reconnect(database, stand_in, cipher, revoked, users[revoked])
+                await connect_users(database, stand_in, cipher, [revoked])
                 log(f"reconnected {revoked}")
 
             async def probe_sync_now() -> None:

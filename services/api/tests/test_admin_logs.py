@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from playlog.db.engine import db_now
 from playlog.db.models import LogRecord
-from playlog.testing.factories import add_log, db_now
+from playlog.testing.factories import add_log
 from playlog.testing.http import asgi_client, walk_pages
 from playlog_api.app import create_app
 from playlog_api.settings import ApiSettings

@@ -16,10 +16,10 @@ from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from playlog.db.engine import create_sessionmaker
+from playlog.db.engine import create_sessionmaker, db_now
 from playlog.db.models import SyncCheckpoint, User
 from playlog.db.models.sync import SYNC_CHANNEL
-from playlog.testing.factories import add_user, db_now
+from playlog.testing.factories import add_user
 from playlog.testing.http import asgi_client
 from playlog_api.app import create_app
 from playlog_api.settings import ApiSettings

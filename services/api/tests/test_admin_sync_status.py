@@ -8,9 +8,10 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from playlog.db.engine import db_now
 from playlog.db.models import WorkerHeartbeat
 from playlog.db.models.sync import CHECKPOINT_STATUSES, IMPORT_STATUSES
-from playlog.testing.factories import add_import_job, add_job_run, add_user, db_now
+from playlog.testing.factories import add_import_job, add_job_run, add_user
 
 
 async def status(client: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, Any]:
@@ -51,11 +52,15 @@ async def test_sync_status_counts_what_the_collector_sees(
     await add_user(db_session, "Later", checkpoint="idle", next_run_at=now + hour)
     await add_user(db_session, "Held", checkpoint="paused", next_run_at=now - hour)
     await add_user(db_session, "Reauth", checkpoint="needs_reauth", next_run_at=now - hour)
+    # A checkpoint without a usable token is never claimed either.
+    await add_user(
+        db_session, "Unplugged", authorized_days_ago=None, checkpoint="idle", next_run_at=now - hour
+    )
     working = await add_user(
         db_session,
         "Working",
         checkpoint="polling",
-        next_run_at=now + hour,
+        next_run_at=now - hour,  # overdue, but a collector holds it: not due
         lease_owner="collector@a:1",
         lease_expires_at=now + timedelta(minutes=2),
     )
@@ -83,7 +88,7 @@ async def test_sync_status_counts_what_the_collector_sees(
     after = await status(client, admin)
 
     assert grown(before["checkpoints"], after["checkpoints"]) == {
-        "idle": 3,
+        "idle": 4,
         "paused": 1,
         "needs_reauth": 1,
         "polling": 2,

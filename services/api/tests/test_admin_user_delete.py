@@ -101,7 +101,7 @@ async def test_delete_removes_every_row_of_the_user_and_nothing_else(
     track_id = (await add_plays(db_session, user.id, 1)).track_id
     await db_session.commit()
     user_id, other_id = user.id, other.id
-    assert all(await owned(db_session, user_id))  # every table has a row to delete
+    assert all((await owned(db_session, user_id)).values())  # every table has a row to delete
 
     response = await uploads_client.delete(f"/admin/users/{user_id}", headers=admin)
 

@@ -22,7 +22,7 @@ from playlog.db.models import User
 from playlog.spotify.client import RetryPolicy, SpotifyClient
 from playlog.spotify.stand_in import StandInAccount, StandInConfig, create_stand_in_app
 from playlog.spotify.stand_in.state import StandInState
-from playlog.testing.spotify import Connect, connect_account
+from playlog.testing.spotify import Connect, sign_in_and_connect
 from playlog_collector.settings import CollectorSettings
 
 ACCOUNTS = ("listener-a", "listener-b", "listener-c")
@@ -98,7 +98,7 @@ def connect(
     cipher: TokenCipher,
 ) -> Connect:
     async def connect_one(account: str) -> uuid.UUID:
-        return await connect_account(stand_in[0], stand_in_config, account, committed, cipher)
+        return await sign_in_and_connect(stand_in[0], stand_in_config, account, committed, cipher)
 
     return connect_one
 

@@ -17,12 +17,7 @@ from playlog.spotify.client import SpotifyClient
 from playlog.web.admin_auth import AdminAuthenticator
 from playlog.web.errors import install_error_handlers
 from playlog.web.request_id import RequestIdMiddleware
-from playlog_api.admin.job_runs import router as admin_job_runs_router
-from playlog_api.admin.logs import router as admin_logs_router
 from playlog_api.admin.router import router as admin_router
-from playlog_api.admin.sync import router as admin_sync_router
-from playlog_api.admin.sync_status import router as admin_sync_status_router
-from playlog_api.admin.users import router as admin_users_router
 from playlog_api.auth.router import router as auth_router
 from playlog_api.health.router import router as health_router
 from playlog_api.settings import ApiSettings
@@ -75,10 +70,5 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(admin_router)
-    app.include_router(admin_users_router)
-    app.include_router(admin_sync_router)
-    app.include_router(admin_sync_status_router)
-    app.include_router(admin_job_runs_router)
-    app.include_router(admin_logs_router)
     app.include_router(auth_router)
     return app

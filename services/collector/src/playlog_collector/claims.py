@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, func, or_, select, true, update
+from sqlalchemy import case, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
-from playlog.db.models import JobRun, SpotifyToken, SyncCheckpoint
+from playlog.db.models import JobRun, SyncCheckpoint
+from playlog.db.models.sync import NOT_SCHEDULED, due_for_collection
 
 WorkKind = Literal["initial_sync", "poll"]
-# Statuses that are never claimed: an admin paused the user, or Spotify must be reconnected.
-NOT_SCHEDULED = ("paused", "needs_reauth")
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,6 @@ class Claim:
     # The `after` cursor of polls; the paging cursor of an unfinished initial sync.
     latest_played_at: datetime | None
     initial_sync_cursor_ms: int | None
-    initial_sync_earliest_played_at: datetime | None
     consecutive_failures: int
     # When an admin asked for this run (sync-now), for the pick-up latency.
     requested_at: datetime | None
@@ -65,7 +63,6 @@ async def claim(
     """
     if limit <= 0:
         return []
-    checkpoint = SyncCheckpoint.__table__
     initial = kind == "initial_sync"
     lease_owner = f"{owner}/{secrets.token_hex(4)}"
     stage: ColumnElement[bool]
@@ -80,25 +77,13 @@ async def claim(
             SyncCheckpoint.user_id,
             SyncCheckpoint.sync_requested_at.label("requested_at"),
         )
-        .join(
-            SpotifyToken,
-            and_(SpotifyToken.user_id == SyncCheckpoint.user_id, SpotifyToken.status == "ok"),
-        )
-        .where(
-            SyncCheckpoint.status.not_in(NOT_SCHEDULED),
-            or_(SyncCheckpoint.next_run_at.is_(None), SyncCheckpoint.next_run_at <= func.now()),
-            or_(
-                SyncCheckpoint.lease_expires_at.is_(None),
-                SyncCheckpoint.lease_expires_at < func.now(),
-            ),
-            stage,
-        )
+        .where(due_for_collection(), stage)
         .order_by(
             SyncCheckpoint.sync_requested_at.is_(None),
             SyncCheckpoint.next_run_at.asc().nulls_first(),
         )
         .limit(limit)
-        .with_for_update(of=checkpoint, skip_locked=True)
+        .with_for_update(skip_locked=True)
         .cte("due")
     )
     changes: dict[str, Any] = {
@@ -122,7 +107,6 @@ async def claim(
                 SyncCheckpoint.user_id,
                 SyncCheckpoint.latest_played_at,
                 SyncCheckpoint.initial_sync_cursor_ms,
-                SyncCheckpoint.initial_sync_earliest_played_at,
                 SyncCheckpoint.consecutive_failures,
                 due.c.requested_at,
                 func.now(),
@@ -160,12 +144,11 @@ async def claim(
             job_run_id=job_ids[user_id],
             latest_played_at=latest,
             initial_sync_cursor_ms=cursor_ms,
-            initial_sync_earliest_played_at=earliest,
             consecutive_failures=failures,
             requested_at=requested,
             claimed_at=now,
         )
-        for user_id, latest, cursor_ms, earliest, failures, requested, now in claimed
+        for user_id, latest, cursor_ms, failures, requested, now in claimed
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field, model_validator
 
 from playlog.settings import (
@@ -45,6 +47,10 @@ class CollectorSettings(
     initial_sync_stop_on_no_progress: bool = True
     # Initial syncs run at the same time by one collector process.
     initial_sync_concurrency: int = Field(default=2, ge=1, le=64)
+
+    @property
+    def collector_lease(self) -> timedelta:
+        return timedelta(seconds=self.collector_lease_seconds)
 
     @model_validator(mode="after")
     def _lease_outlasts_rate_limit_waits(self) -> CollectorSettings:

@@ -13,7 +13,7 @@ import random
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, func, update
+from sqlalchemy import case, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,6 +33,9 @@ API_WINDOW = 50
 # Pages one poll follows at most; a poll is far from this in practice (50 plays fit one).
 MAX_POLL_PAGES = 20
 FAILURE_BACKOFF_START = 60.0
+# False once an admin restarted the initial sync during the run (started_at reset): the
+# run must not then record progress or completion of the sync that was thrown away.
+_initial_sync_running = SyncCheckpoint.initial_sync_started_at.is_not(None)
 
 
 @dataclass
@@ -67,10 +70,6 @@ class SyncContext:
     tokens: UserTokens
     rng: random.Random
 
-    @property
-    def lease(self) -> timedelta:
-        return timedelta(seconds=self.settings.collector_lease_seconds)
-
 
 async def run(context: SyncContext, claim: Claim) -> Outcome:
     """Do the claimed work and say how it ended; never raises for expected failures."""
@@ -81,7 +80,8 @@ async def run(context: SyncContext, claim: Claim) -> Outcome:
     with track_calls() as calls:
         try:
             if claim.kind == "initial_sync":
-                complete = await _initial_sync(context, claim, stats)
+                await _initial_sync(context, claim, stats)
+                complete = True
             else:
                 complete = await _poll(context, claim, stats)
             # A poll cut short is known to be behind: continue soon.
@@ -150,8 +150,8 @@ async def _poll(context: SyncContext, claim: Claim, stats: RunStats) -> bool:
         page = await context.client.follow(context.tokens, RecentlyPlayed, page.next)
 
 
-async def _initial_sync(context: SyncContext, claim: Claim, stats: RunStats) -> bool:
-    """Page back from now (or the saved cursor) until a stop condition; True when done."""
+async def _initial_sync(context: SyncContext, claim: Claim, stats: RunStats) -> None:
+    """Page back from now (or the saved cursor) until a stop condition, then mark it done."""
     settings = context.settings
     cutoff = datetime.now(UTC) - timedelta(days=settings.initial_sync_max_days)
     cursor_ms = claim.initial_sync_cursor_ms
@@ -176,17 +176,13 @@ async def _initial_sync(context: SyncContext, claim: Claim, stats: RunStats) -> 
             stats.stop_reason = "max_days"
             break
     async with context.sessionmaker.begin() as session:
-        await renew(session, claim, context.lease)
-        # An admin may have restarted the initial sync meanwhile (started_at reset).
-        await session.execute(
-            update(SyncCheckpoint)
-            .where(
-                SyncCheckpoint.user_id == claim.user_id,
-                SyncCheckpoint.initial_sync_started_at.is_not(None),
-            )
-            .values(initial_sync_completed_at=func.now(), initial_sync_cursor_ms=None)
+        await renew(
+            session,
+            claim,
+            context.settings.collector_lease,
+            initial_sync_cursor_ms=None,
+            initial_sync_completed_at=case((_initial_sync_running, func.now()), else_=None),
         )
-    return True
 
 
 async def _store(
@@ -210,14 +206,14 @@ async def _store(
             changes["latest_played_at"] = func.greatest(SyncCheckpoint.latest_played_at, newest)
         if initial_cursor_ms is not None:
             oldest = datetime.fromtimestamp(initial_cursor_ms / 1000, UTC)
-            running = SyncCheckpoint.initial_sync_started_at.is_not(None)
+            running = _initial_sync_running
             changes["initial_sync_cursor_ms"] = case((running, initial_cursor_ms), else_=None)
             changes["initial_sync_earliest_played_at"] = case(
                 (running, func.least(SyncCheckpoint.initial_sync_earliest_played_at, oldest)),
                 else_=None,
             )
         # After the plays: a lost lease raises here and rolls the page back.
-        await renew(session, claim, context.lease, **changes)
+        await renew(session, claim, context.settings.collector_lease, **changes)
         if gap is not None:
             stats.gaps += 1
             await session.execute(

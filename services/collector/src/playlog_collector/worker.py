@@ -70,10 +70,6 @@ class Collector:
         self.shutdown_grace = SHUTDOWN_GRACE_SECONDS
         self.rng = random.Random()  # noqa: S311 - scheduling jitter, not security
 
-    @property
-    def lease(self) -> timedelta:
-        return timedelta(seconds=self.settings.collector_lease_seconds)
-
     async def run(self) -> None:
         """Work until asked to stop, then record the stop."""
         async with self.sessionmaker.begin() as session:
@@ -152,7 +148,7 @@ class Collector:
                 self.worker_id,
                 kind,
                 limit,
-                self.lease,
+                self.settings.collector_lease,
                 initial_sync_enabled=self.settings.initial_sync_enabled,
             )
 
@@ -220,7 +216,7 @@ class Collector:
             await asyncio.sleep(self.settings.collector_lease_seconds / 3)
             try:
                 async with self.sessionmaker.begin() as session:
-                    await claims.renew(session, claim, self.lease)
+                    await claims.renew(session, claim, self.settings.collector_lease)
             except claims.LeaseLost:
                 log.warning("lost the lease of a running %s", claim.kind)
                 return

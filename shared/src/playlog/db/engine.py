@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
+from sqlalchemy import func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
@@ -50,6 +52,13 @@ def create_engine(url: str | URL, *, pool_size: int = 5, echo: bool = False) -> 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: objects stay readable after the edge commits.
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def db_now(session: AsyncSession) -> datetime:
+    """The database's ``now()``: the start of the current transaction."""
+    now: datetime | None = await session.scalar(select(func.now()))
+    assert now is not None
+    return now
 
 
 T = TypeVar("T")

@@ -10,7 +10,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.crypto import TokenCipher
@@ -30,13 +29,6 @@ from playlog.spotify.models import TokenResponse
 from playlog.spotify.tokens import store_grant
 
 M = TypeVar("M", bound=Base)
-
-
-async def db_now(session: AsyncSession) -> datetime:
-    """The database's ``now()``: the start of the transaction, fixed for a whole test."""
-    now: datetime | None = await session.scalar(select(func.now()))
-    assert now is not None
-    return now
 
 
 async def _added(session: AsyncSession, row: M) -> M:

@@ -27,6 +27,7 @@ async def walk_pages(
     items: list[Any] = []
     pages = 0
     cursor: str | None = None
+    seen: set[str] = set()
     while True:
         query = {**params, **({"cursor": cursor} if cursor else {})}
         response = await client.get(path, headers=headers, params=query)
@@ -37,3 +38,6 @@ async def walk_pages(
         cursor = body["next_cursor"]
         if cursor is None:
             return items, pages
+        # A cursor that comes back again would page forever: fail instead.
+        assert cursor not in seen, f"{path} returned the cursor {cursor!r} twice"
+        seen.add(cursor)

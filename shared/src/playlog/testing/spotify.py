@@ -9,19 +9,19 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from playlog.crypto import TokenCipher
-from playlog.db.models import Play, SyncCheckpoint, User
-from playlog.spotify.models import TokenResponse
+from playlog.db.models import Play
+from playlog.spotify.accounts import connect_account
+from playlog.spotify.models import CurrentUser, TokenResponse
 from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
 from playlog.spotify.stand_in.state import StandInState
 from playlog.spotify.stand_in.web_api import WINDOW
-from playlog.spotify.tokens import store_grant
 
 REDIRECT_URI = "http://127.0.0.1:8000/auth/callback"
 # Connects a stand-in account as a new user; returns the user's id.
@@ -77,19 +77,21 @@ async def sign_in(client: httpx.AsyncClient, config: StandInConfig, scope: str =
     return Tokens(body["access_token"], body["refresh_token"])
 
 
-async def connect_account(
+async def sign_in_and_connect(
     stand_in: httpx.AsyncClient,
     config: StandInConfig,
     account: str,
     sessionmaker: async_sessionmaker[AsyncSession],
     cipher: TokenCipher,
 ) -> uuid.UUID:
-    """Sign ``account`` in on the stand-in and store the grant as the api's callback would.
+    """Sign ``account`` in on the stand-in and connect it as the api's callback does.
 
-    ``config`` must be the stand-in's own config object (the account it approves is
-    switched on it). Returns the new user's id; the checkpoint starts idle.
+    The stand-in must have its control endpoints on (they choose the account to approve).
+    A new account becomes a user; a returning one gets the fresh grant and its polling
+    resumes. Returns the user's id.
     """
-    config.authorize_as = account
+    chosen = await stand_in.post("/_control/sign-in-as", json={"account": account})
+    chosen.raise_for_status()
     tokens = await sign_in(stand_in, config)
     grant = TokenResponse(
         access_token=tokens.access_token,
@@ -98,12 +100,9 @@ async def connect_account(
         refresh_token=tokens.refresh_token,
         scope=SCOPES,
     )
+    profile = CurrentUser(id=account, display_name=account, uri=f"spotify:user:{account}")
     async with sessionmaker.begin() as session:
-        user = User(spotify_user_id=account, display_name=account)
-        session.add(user)
-        await session.flush()
-        await store_grant(session, cipher, user.id, grant, datetime.now(UTC))
-        session.add(SyncCheckpoint(user_id=user.id, status="idle"))
+        user = await connect_account(session, cipher, profile, grant)
     return user.id
 
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import AwareDatetime
 from sqlalchemy import select
 
 from playlog.db.models import JobRun
-from playlog.web.admin_auth import require_admin
 from playlog.web.db import DbSession
 from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit
 from playlog_api.admin.schemas import JobRunView, JobStatus, JobType
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter()
 
 _JOB_RUNS = Keyset(tuple[AwareDatetime, uuid.UUID], JobRun.started_at, JobRun.id, descending=True)
 

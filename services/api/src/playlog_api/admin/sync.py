@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,12 +21,11 @@ from playlog.db.models import SyncCheckpoint
 from playlog.db.models.sync import SYNC_CHANNEL
 from playlog.errors import Conflict
 from playlog.spotify.tokens import ReauthRequired, TokenStatus
-from playlog.web.admin_auth import require_admin
 from playlog.web.db import DbSession
 from playlog_api.admin.schemas import Checkpoint, SyncState
 from playlog_api.admin.users import LoadedUser, spotify_status
 
-router = APIRouter(prefix="/admin/users", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/users")
 
 _USABLE = ("ok", "expires_soon")
 _CONFLICTS: dict[int | str, dict[str, Any]] = {

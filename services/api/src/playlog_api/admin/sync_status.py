@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fastapi import APIRouter, Depends
-from sqlalchemy import ColumnElement, func, or_, select
+from fastapi import APIRouter
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from playlog.db.engine import db_now
 from playlog.db.heartbeat import is_alive
 from playlog.db.models import ImportJob, JobRun, SyncCheckpoint, User, WorkerHeartbeat
-from playlog.db.models.sync import CHECKPOINT_STATUSES, IMPORT_STATUSES
-from playlog.web.admin_auth import require_admin
+from playlog.db.models.sync import CHECKPOINT_STATUSES, IMPORT_STATUSES, due_for_collection
 from playlog.web.db import DbSession
 from playlog_api.admin.schemas import ActiveWork, JobRunView, SyncStatus
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter()
 
 RECENT_ERRORS = 20
-# Statuses the collector never picks up on its own.
-_HELD = ("paused", "needs_reauth")
 
 
 def _all_counted(statuses: Iterable[str], rows: Iterable[tuple[str, int]]) -> dict[str, int]:
@@ -37,19 +35,14 @@ async def get_sync_status(session: DbSession) -> SyncStatus:
     """Checkpoints by status, how many users are due, which users a collector works on
     right now (live lease), running job runs, imports by status, the 20 newest failed job
     runs and the number of live collector processes."""
-    now = await session.scalar(select(func.now()))
-    assert now is not None
+    now = await db_now(session)
     checkpoints = await session.execute(
         select(SyncCheckpoint.status, func.count()).group_by(SyncCheckpoint.status)
     )
     imports = await session.execute(
         select(ImportJob.status, func.count()).group_by(ImportJob.status)
     )
-    due_now = await _count(
-        session,
-        SyncCheckpoint.status.not_in(_HELD),
-        or_(SyncCheckpoint.next_run_at.is_(None), SyncCheckpoint.next_run_at <= now),
-    )
+    due_now = await _count(session, due_for_collection())
     active = await session.execute(
         select(
             SyncCheckpoint.user_id,

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from playlog.db.engine import db_now
 from playlog.db.models import (
     CoverageGap,
     ImportJob,
@@ -23,7 +24,6 @@ from playlog.errors import BadGateway, NotFound, RateLimited, ServiceUnavailable
 from playlog.spotify.client import SpotifyClient
 from playlog.spotify.errors import SpotifyError, SpotifyRateLimited, SpotifyUnavailable
 from playlog.spotify.tokens import TokenStatus, UserTokens, token_status
-from playlog.web.admin_auth import require_admin
 from playlog.web.db import DbSession
 from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit
 from playlog_api.admin.deletion import delete_user
@@ -38,7 +38,7 @@ from playlog_api.admin.schemas import (
     UserSummary,
 )
 
-router = APIRouter(prefix="/admin/users", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/users")
 
 RECENT_JOBS = 10
 RECENT_IMPORTS = 10
@@ -62,8 +62,7 @@ async def spotify_status(
 ) -> tuple[SpotifyToken | None, TokenStatus]:
     """The user's stored token and its state at the database's clock."""
     token = await session.get(SpotifyToken, user_id, populate_existing=True)
-    now = await session.scalar(select(func.now()))
-    assert now is not None
+    now = await db_now(session)
     return token, token_status(token, now)
 
 
@@ -209,6 +208,12 @@ async def disconnect(user: LoadedUser, session: DbSession) -> UserDetail:
     await session.execute(
         update(SyncCheckpoint)
         .where(SyncCheckpoint.user_id == user.id)
-        .values(status="needs_reauth", error="disconnected by an admin", lease_owner=None)
+        .values(
+            status="needs_reauth",
+            error="disconnected by an admin",
+            # A run in progress loses its lease and stops at its next write.
+            lease_owner=None,
+            lease_expires_at=None,
+        )
     )
     return await _detail(session, user)

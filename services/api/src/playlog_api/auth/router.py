@@ -25,13 +25,13 @@ from sqlalchemy import delete, func
 from playlog.crypto import TokenCipher
 from playlog.db.models import OAuthState
 from playlog.errors import ServiceUnavailable
+from playlog.spotify.accounts import connect_account
 from playlog.spotify.client import SpotifyClient
 from playlog.spotify.errors import SpotifyError
 from playlog.spotify.tokens import GrantToken
 from playlog.web.db import DbSession
 from playlog_api.auth.cookie import COOKIE_NAME, MAX_AGE_SECONDS, read_state, sign_state
 from playlog_api.auth.pages import outcome
-from playlog_api.auth.service import connect_account
 from playlog_api.settings import ApiSettings
 
 router = APIRouter(prefix="/auth", tags=["auth"])

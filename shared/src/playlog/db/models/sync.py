@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Identity,
@@ -16,12 +17,17 @@ from sqlalchemy import (
     Integer,
     Text,
     UniqueConstraint,
+    and_,
+    exists,
+    func,
+    or_,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from playlog.db.models.base import Base, created_at_column, one_of, updated_at_column
+from playlog.db.models.users import SpotifyToken
 
 CHECKPOINT_STATUSES = (
     "idle",
@@ -35,6 +41,9 @@ CHECKPOINT_STATUSES = (
 JOB_TYPES = ("import_zip", "initial_sync", "poll", "enrich")
 JOB_STATUSES = ("running", "success", "partial", "error")
 IMPORT_STATUSES = ("pending", "running", "success", "partial", "error", "cancelled")
+# Statuses the collector never picks up on its own: an admin paused the user, or
+# Spotify must be reconnected.
+NOT_SCHEDULED = ("paused", "needs_reauth")
 # NOTIFY channel (payload: a user id) that wakes collectors for a sync-now request.
 SYNC_CHANNEL = "playlog_sync"
 
@@ -154,3 +163,18 @@ class WorkerHeartbeat(Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     activity: Mapped[str] = mapped_column(Text, server_default="starting")
+
+
+def due_for_collection() -> ColumnElement[bool]:
+    """Checkpoints a collector may claim now: scheduled, due, with a usable Spotify token
+    and under no live lease. The collector's claim and the admin's "due now" count share
+    this one definition."""
+    return and_(
+        SyncCheckpoint.status.not_in(NOT_SCHEDULED),
+        or_(SyncCheckpoint.next_run_at.is_(None), SyncCheckpoint.next_run_at <= func.now()),
+        or_(
+            SyncCheckpoint.lease_expires_at.is_(None),
+            SyncCheckpoint.lease_expires_at < func.now(),
+        ),
+        exists().where(SpotifyToken.user_id == SyncCheckpoint.user_id, SpotifyToken.status == "ok"),
+    )
