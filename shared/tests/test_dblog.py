@@ -239,7 +239,8 @@ async def test_emit_does_not_wait_for_an_unreachable_database(
     }
     assert handler.dropped_total == 20
     err = capsys.readouterr().err
-    assert f"playlog-{service}: could not store" in err
+    # One line per outage, not one per failed batch.
+    assert err.count(f"playlog-{service}: could not store") == 1
     assert f"playlog-{service}: 20 log records dropped: database write failed" in err
     assert password not in err
 
@@ -316,3 +317,31 @@ async def test_sqlalchemy_logging_does_not_feed_the_table(
     rows = await stored(sessionmaker, service)
     assert [(row.logger, row.message) for row in rows] == [(log.name, "only this one")]
     assert rows[0].context == {}
+
+
+async def test_a_write_cut_short_at_shutdown_is_counted_and_said(
+    service: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database that accepts connections and never answers: the final flush gives up."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hanging = create_engine(f"postgresql://playlog@127.0.0.1:{port}/playlog", pool_size=1)
+    try:
+        async with database_logging(
+            service, DatabaseLogSettings(), create_sessionmaker(hanging)
+        ) as handler:
+            for number in range(30):
+                log.warning("record %d", number)
+    finally:
+        server.close()
+        await hanging.dispose()
+    assert handler.written_total == 0
+    assert handler.dropped_write_failed == 30
+    assert (
+        f"playlog-{service}: shutting down with 30 log records not stored"
+        in capsys.readouterr().err
+    )

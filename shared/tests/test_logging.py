@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections.abc import Iterator, Mapping
 
 import pytest
 
 from playlog.logging import (
+    LOGGED_MARK,
+    AlreadyLoggedFilter,
     JsonFormatter,
     RedactingFilter,
     configure_logging,
     current_log_context,
+    install_filters,
     log_context,
     redact,
 )
@@ -50,6 +54,51 @@ def test_records_are_json_with_context_and_redacted(caplog: pytest.LogCaptureFix
     assert line["user_id"] == "u-1"
     assert "AQB-secret" not in line["message"]
     assert "code=[redacted]" in line["message"]
+
+
+def test_context_fields_and_tracebacks_are_redacted_too() -> None:
+    try:
+        raise RuntimeError("refresh failed for token=SECRET2")
+    except RuntimeError:
+        record = logging.makeLogRecord(
+            {
+                "msg": "callback failed",
+                "exc_info": sys.exc_info(),
+                "url": "/auth/callback?code=SECRET1",
+                "attempts": [{"next": "?state=SECRET3"}],
+            }
+        )
+    with log_context(request_id="r-1", link="?access_token=SECRET4"):
+        handler = logging.StreamHandler()
+        install_filters(handler)
+        assert handler.filter(record)
+    line = JsonFormatter("api").format(record)
+    for secret in ("SECRET1", "SECRET2", "SECRET3", "SECRET4"):
+        assert secret not in line
+    entry = json.loads(line)
+    assert entry["url"] == "/auth/callback?code=[redacted]"
+    assert entry["request_id"] == "r-1"
+    assert "token=[redacted]" in entry["exception"]
+
+
+def test_the_servers_second_report_of_a_logged_error_is_dropped() -> None:
+    server_filter = AlreadyLoggedFilter()
+    logged, unlogged = RuntimeError("handled"), RuntimeError("not handled")
+    setattr(logged, LOGGED_MARK, True)
+
+    def record_of(error: Exception) -> logging.LogRecord:
+        return logging.getLogger("uvicorn.error").makeRecord(
+            "uvicorn.error",
+            logging.ERROR,
+            __file__,
+            1,
+            "Exception in ASGI application",
+            (),
+            (type(error), error, None),
+        )
+
+    assert not server_filter.filter(record_of(logged))
+    assert server_filter.filter(record_of(unlogged))
 
 
 def test_log_context_nests_merges_and_restores() -> None:

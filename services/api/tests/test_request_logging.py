@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from playlog.db.engine import create_engine, create_sessionmaker
 from playlog.db.models import LogRecord as LogRow
+from playlog.dblog import database_logging
 from playlog.testing.processes import free_port
 from playlog_api.app import create_app
 from playlog_api.settings import ApiSettings
@@ -44,14 +45,13 @@ async def api_logging_to(
     Ending the block ends the lifespan, which flushes the log rows.
     """
     unreachable = create_engine(f"postgresql://playlog@127.0.0.1:{free_port()}/playlog")
-    app = create_app(
-        settings,
-        sessionmaker=create_sessionmaker(unreachable),
-        log_sessionmaker=log_sessionmaker,
-    )
+    app = create_app(settings, sessionmaker=create_sessionmaker(unreachable))
     _add_failing_route(app)
     try:
-        async with LifespanManager(app) as manager:
+        async with (
+            database_logging("api", settings, log_sessionmaker),
+            LifespanManager(app) as manager,
+        ):
             # A 500 is an answer here, not an exception raised into the test.
             transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

@@ -25,7 +25,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from playlog.db.models import LogRecord as LogRow
-from playlog.logging import ContextFilter, extra_fields, redact
+from playlog.logging import extra_fields, install_filters
 from playlog.settings import DatabaseLogSettings
 
 Row = dict[str, Any]
@@ -38,14 +38,14 @@ WRITE_TIMEOUT = 10.0
 # Longest stored message, exception or context string, in characters.
 MAX_TEXT = 8 * 1024
 
-# Access lines and SQL echo would flood the table (stdout has them); this module's own
-# records would feed themselves.
-_SKIPPED_LOGGERS = ("uvicorn.access", "sqlalchemy.engine", __name__)
+# Access lines and SQL echo would flood the table (stdout has them).
+_SKIPPED_LOGGERS = ("uvicorn.access", "sqlalchemy.engine")
 # True inside the writer task and the tasks it starts: what the driver or the pool log
 # while a batch is written is not queued again, so a failing database cannot keep the
 # queue busy with its own errors.
 _inside_writer: ContextVar[bool] = ContextVar("playlog_inside_log_writer", default=False)
 _exception_formatter = logging.Formatter()
+_SCALARS = (bool, int, float, type(None))
 
 
 def _skipped(name: str) -> bool:
@@ -53,7 +53,7 @@ def _skipped(name: str) -> bool:
 
 
 def _clean_text(text: str, *, keep_end: bool = False) -> str:
-    text = redact(text)
+    # Already redacted by the handler's RedactingFilter.
     if len(text) > MAX_TEXT:
         cut = len(text) - MAX_TEXT
         if keep_end:
@@ -86,11 +86,11 @@ class DatabaseLogHandler(logging.Handler):
     def __init__(self, service: str, *, level: int | str, queue_size: int) -> None:
         super().__init__(level)
         self.service = service
-        # The context is copied here too: the stdout handler may not exist (tests).
-        self.addFilter(ContextFilter())
+        # Context and redaction here too: the stdout handler may not exist (tests).
+        install_filters(self)
         self._queue: queue.Queue[Row] = queue.Queue(maxsize=queue_size)
         # With this many records waiting the writer runs before its next tick.
-        self._wake_at = min(BATCH_SIZE, max(1, queue_size // 2))
+        self._wake_at = min(BATCH_SIZE, queue_size // 2)
         self._wake_sent = False
         # Set by the writer; callable from any thread.
         self.wake: Callable[[], None] | None = None
@@ -126,11 +126,17 @@ class DatabaseLogHandler(logging.Handler):
     def to_row(self, record: logging.LogRecord) -> Row:
         context: dict[str, Any] = {}
         for key, value in extra_fields(record).items():
-            try:
-                plain = json.loads(json.dumps(value, default=str, allow_nan=False))
-            except (TypeError, ValueError):
-                continue  # circular or not representable: stdout still shows it
-            context[key] = _clean_json(plain)
+            if isinstance(value, str):
+                context[key] = _clean_text(value)
+            elif isinstance(value, _SCALARS) and value == value:  # NaN is no JSON
+                context[key] = value
+            else:
+                # Containers and objects: what JSON can hold, as the database will store it.
+                try:
+                    plain = json.loads(json.dumps(value, default=str, allow_nan=False))
+                except (TypeError, ValueError):
+                    continue  # circular or not representable: stdout still shows it
+                context[key] = _clean_json(plain)
         if record.exc_info:
             exception = record.exc_text or _exception_formatter.formatException(record.exc_info)
             # A traceback ends with the innermost frame and the error itself.
@@ -207,7 +213,13 @@ class DatabaseLogWriter:
 
     async def write_pending(self) -> None:
         while rows := self.handler.take(BATCH_SIZE):
-            if await self._insert(rows):
+            try:
+                stored = await self._insert(rows)
+            except asyncio.CancelledError:
+                # Shutdown cut the write short: these rows are lost, and said so.
+                self.handler.dropped_write_failed += len(rows)
+                raise
+            if stored:
                 self.handler.written_total += len(rows)
             else:
                 self.handler.dropped_write_failed += len(rows)
@@ -244,7 +256,7 @@ class DatabaseLogWriter:
             if count
         ]
         message = f"{dropped} log records dropped: {', '.join(reasons)}"
-        total = self._reported_queue_full + self._reported_write_failed + dropped
+        total = self._reported + dropped
         record = logging.makeLogRecord(
             {
                 "name": __name__,
@@ -263,13 +275,15 @@ class DatabaseLogWriter:
             self._reported_write_failed += write_failed
             self._say(message)
 
+    @property
+    def _reported(self) -> int:
+        return self._reported_queue_full + self._reported_write_failed
+
     def report_unstored(self) -> None:
         """At shutdown: count what is still queued and say what never reached the table."""
         self.handler.wake = None
         self.handler.dropped_write_failed += len(self.handler.take(self.handler.pending + 1))
-        unreported = (
-            self.handler.dropped_total - self._reported_queue_full - self._reported_write_failed
-        )
+        unreported = self.handler.dropped_total - self._reported
         if unreported:
             self._say(f"shutting down with {unreported} log records not stored")
 

@@ -33,15 +33,7 @@ def redact(text: str) -> str:
     return _CREDENTIALS.sub(r"\1=[redacted]", text)
 
 
-class RedactingFilter(logging.Filter):
-    """Rewrites each record's message with credentials redacted."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
+_TRACEBACKS = logging.Formatter()
 
 
 _context: ContextVar[Mapping[str, Any]] = ContextVar(
@@ -93,6 +85,61 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+def _redacted(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    # The depth limit also ends self-referencing structures.
+    if depth >= 8:
+        return value
+    if isinstance(value, dict):
+        return {key: _redacted(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item, depth + 1) for item in value]
+    return value
+
+
+# Marks an exception whose traceback one of our handlers has logged already.
+LOGGED_MARK = "_playlog_logged"
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts credentials everywhere a record carries text, once for every handler.
+
+    The message, the context and ``extra=`` fields, and the traceback (formatted here
+    into ``exc_text``, which every formatter and the database handler then reuse).
+    Install it after :class:`ContextFilter` so the context is covered too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        for key, value in extra_fields(record).items():
+            setattr(record, key, _redacted(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(_TRACEBACKS.formatException(record.exc_info))
+        return True
+
+
+class AlreadyLoggedFilter(logging.Filter):
+    """Drops a server's own report of an exception our error handler logged already.
+
+    Starlette re-raises after the 500 handler answered, and uvicorn logs the same
+    traceback again without the request id.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not getattr(error, LOGGED_MARK, False)
+
+
+def install_filters(handler: logging.Handler) -> None:
+    """Context first, then redaction (which then covers the context too)."""
+    handler.addFilter(ContextFilter())
+    handler.addFilter(RedactingFilter())
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -110,7 +157,7 @@ class JsonFormatter(logging.Formatter):
         }
         entry.update(extra_fields(record))
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
@@ -122,8 +169,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
         handler.setFormatter(
             logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
         )
-    handler.addFilter(RedactingFilter())
-    handler.addFilter(ContextFilter())
+    install_filters(handler)
     # The handler keeps LOG_LEVEL even when database logging lowers the root level to
     # LOG_DB_LEVEL (see playlog.dblog).
     handler.setLevel(level)
@@ -135,3 +181,6 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, AlreadyLoggedFilter) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(AlreadyLoggedFilter())

@@ -27,21 +27,19 @@ def create_app(
     settings: ApiSettings,
     *,
     sessionmaker: async_sessionmaker[AsyncSession] | None = None,
-    log_sessionmaker: async_sessionmaker[AsyncSession] | None = None,
     spotify_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """Build the api. Tests pass their own ``sessionmaker`` and a Spotify transport.
 
-    Log records are stored through ``log_sessionmaker``, by default the app's own. A test
-    ``sessionmaker`` is bound to one rolled-back connection that the log writer must not
-    share with requests, so with one the table is written only if a test passes a
-    ``log_sessionmaker`` too.
+    With its own engine the api also stores log records in the database. A test
+    ``sessionmaker`` is bound to one rolled-back connection that a log writer must not
+    share with requests, so tests that check stored logs run ``database_logging``
+    themselves.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            log_to = log_sessionmaker
             if sessionmaker is not None:
                 app.state.sessionmaker = sessionmaker
             else:
@@ -52,9 +50,9 @@ def create_app(
                 )
                 stack.push_async_callback(engine.dispose)
                 app.state.sessionmaker = create_sessionmaker(engine)
-                log_to = log_to or app.state.sessionmaker
-            if log_to is not None:
-                await stack.enter_async_context(database_logging("api", settings, log_to))
+                await stack.enter_async_context(
+                    database_logging("api", settings, app.state.sessionmaker)
+                )
             app.state.spotify = None
             if settings.spotify_configured:
                 http = httpx.AsyncClient(timeout=10.0, transport=spotify_transport)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from playlog.errors import AppError
-from playlog.logging import log_context
+from playlog.logging import LOGGED_MARK, log_context
 from playlog.web.request_id import REQUEST_ID_HEADER
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,8 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     request_id: str | None = getattr(request.state, "request_id", None)
     # The traceback goes to the log only; the client learns nothing about internals.
     with log_context(request_id=request_id):
+        # The server would log it again (re-raised by Starlette) without the request id.
+        setattr(exc, LOGGED_MARK, True)
         log.error(
             "unhandled error on %s %s",
             request.method,
