@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,11 +14,22 @@ from playlog_api.settings import ApiSettings
 
 
 @pytest.fixture
-def api_settings(database_url: str, encryption_key: str, admin_token: str) -> ApiSettings:
+def uploads(tmp_path: Path) -> Path:
+    """The UPLOAD_DIR of the test's app: empty, and only the test's."""
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def api_settings(
+    database_url: str, encryption_key: str, admin_token: str, uploads: Path
+) -> ApiSettings:
     return ApiSettings(
         database_url=database_url,
         token_encryption_key=encryption_key,
         admin_token=admin_token,
+        upload_dir=uploads,
     )
 
 

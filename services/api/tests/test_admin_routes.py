@@ -18,11 +18,13 @@ PER_USER = [
     ("POST", "/admin/users/{id}/resume"),
     ("POST", "/admin/users/{id}/sync-now"),
     ("POST", "/admin/users/{id}/initial-sync"),
+    ("POST", "/admin/users/{id}/imports/zip"),
 ]
 LISTS = [
     ("GET", "/admin/users"),
     ("GET", "/admin/sync-status"),
     ("GET", "/admin/job-runs"),
+    ("GET", "/admin/import-jobs"),
     ("GET", "/admin/logs"),
     ("POST", "/admin/maintenance/purge-logs"),
 ]
@@ -38,6 +40,9 @@ BAD_QUERIES = [
     ("GET", "/admin/job-runs", {"user_id": "not-a-uuid"}),
     ("GET", "/admin/job-runs", {"limit": "-1"}),
     ("GET", "/admin/job-runs", {"cursor": "bm90LWpzb24"}),
+    ("GET", "/admin/import-jobs", {"status": "failed"}),
+    ("GET", "/admin/import-jobs", {"user_id": "not-a-uuid"}),
+    ("GET", "/admin/import-jobs", {"limit": "0"}),
     ("GET", "/admin/logs", {"level": "LOUD"}),
     ("GET", "/admin/logs", {"level": "warning"}),
     ("GET", "/admin/logs", {"user_id": "42"}),
@@ -71,7 +76,7 @@ async def test_every_admin_route_needs_the_admin(
     # The hand-written lists below are a subset: new routes are covered here too.
     assert {(m, p.replace("{id}", "{user_id}")) for m, p in PER_USER + LISTS} <= set(routes)
     for method, path in routes:
-        url = path.format(user_id=UNKNOWN)
+        url = path.format(user_id=UNKNOWN, job_id=UNKNOWN)
         response = await client.request(method, url)
         assert response.status_code == 401, (method, path)
         assert response.json()["error"]["code"] == "unauthorized"

@@ -8,12 +8,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import delete
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from playlog.db.engine import create_sessionmaker, db_now
@@ -21,6 +19,7 @@ from playlog.db.models import SyncCheckpoint, User
 from playlog.db.models.sync import SYNC_CHANNEL
 from playlog.testing.factories import add_user
 from playlog.testing.http import asgi_client
+from playlog.testing.notify import notifications
 from playlog_api.app import create_app
 from playlog_api.settings import ApiSettings
 
@@ -210,13 +209,9 @@ async def test_initial_sync_forgets_its_progress_only(
 
 @pytest_asyncio.fixture
 async def listener(database_url: str) -> AsyncIterator[asyncio.Queue[str]]:
-    """Payloads of NOTIFY on the sync channel, received on a connection of its own."""
-    url = make_url(database_url).set(drivername="postgresql")
-    connection = await asyncpg.connect(url.render_as_string(hide_password=False))
-    received: asyncio.Queue[str] = asyncio.Queue()
-    await connection.add_listener(SYNC_CHANNEL, lambda *args: received.put_nowait(args[3]))
-    yield received
-    await connection.close()
+    """Payloads of NOTIFY on the sync channel."""
+    async with notifications(database_url, SYNC_CHANNEL) as received:
+        yield received
 
 
 async def test_sync_requests_notify_the_collectors_on_commit(

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.db.engine import db_now
 from playlog.db.models import WorkerHeartbeat
-from playlog.db.models.sync import CHECKPOINT_STATUSES, IMPORT_STATUSES
+from playlog.db.models.imports import IMPORT_STATUSES
+from playlog.db.models.sync import CHECKPOINT_STATUSES
 from playlog.testing.factories import add_import_job, add_job_run, add_user
 
 

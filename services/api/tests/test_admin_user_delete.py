@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import pytest
-import pytest_asyncio
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from playlog.db.models import (
@@ -35,9 +32,6 @@ from playlog.testing.factories import (
     add_plays,
     add_user,
 )
-from playlog.testing.http import asgi_client
-from playlog_api.app import create_app
-from playlog_api.settings import ApiSettings
 
 # The user_id column of every table that belongs to a user.
 USER_COLUMNS: dict[str, InstrumentedAttribute[uuid.UUID]] = {
@@ -49,24 +43,6 @@ USER_COLUMNS: dict[str, InstrumentedAttribute[uuid.UUID]] = {
     "coverage_gaps": CoverageGap.user_id,
     "plays": Play.user_id,
 }
-
-
-@pytest.fixture
-def uploads(tmp_path: Path) -> Path:
-    folder = tmp_path / "uploads"
-    folder.mkdir()
-    return folder
-
-
-@pytest_asyncio.fixture
-async def uploads_client(
-    api_settings: ApiSettings,
-    db_sessionmaker: async_sessionmaker[AsyncSession],
-    uploads: Path,
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = api_settings.model_copy(update={"upload_dir": uploads})
-    async with asgi_client(create_app(settings, sessionmaker=db_sessionmaker)) as client:
-        yield client
 
 
 async def owned(session: AsyncSession, user_id: uuid.UUID) -> dict[str, int]:
@@ -92,7 +68,7 @@ async def add_everything(session: AsyncSession, name: str) -> User:
 
 
 async def test_delete_removes_every_row_of_the_user_and_nothing_else(
-    uploads_client: httpx.AsyncClient, db_session: AsyncSession, admin: dict[str, str]
+    client: httpx.AsyncClient, db_session: AsyncSession, admin: dict[str, str]
 ) -> None:
     user = await add_everything(db_session, "Gone")
     other = await add_everything(db_session, "Stays")
@@ -103,7 +79,7 @@ async def test_delete_removes_every_row_of_the_user_and_nothing_else(
     user_id, other_id = user.id, other.id
     assert all((await owned(db_session, user_id)).values())  # every table has a row to delete
 
-    response = await uploads_client.delete(f"/admin/users/{user_id}", headers=admin)
+    response = await client.delete(f"/admin/users/{user_id}", headers=admin)
 
     assert response.status_code == 204
     assert response.content == b""
@@ -112,7 +88,7 @@ async def test_delete_removes_every_row_of_the_user_and_nothing_else(
     assert set((await owned(db_session, user_id)).values()) == {0}
     assert set((await owned(db_session, other_id)).values()) == {1, 2}
     assert await db_session.get(Track, track_id) is not None  # the catalogue stays
-    again = await uploads_client.delete(f"/admin/users/{user_id}", headers=admin)
+    again = await client.delete(f"/admin/users/{user_id}", headers=admin)
     assert again.status_code == 404
 
 
@@ -170,7 +146,7 @@ def assert_only_the_users_uploads_went(uploads: Uploads) -> None:
 
 
 async def test_delete_removes_uploads_inside_the_upload_dir_only(
-    uploads_client: httpx.AsyncClient,
+    client: httpx.AsyncClient,
     db_session: AsyncSession,
     admin: dict[str, str],
     uploads: Path,
@@ -183,20 +159,20 @@ async def test_delete_removes_uploads_inside_the_upload_dir_only(
     await add_import_job(db_session, other.id, storage_path=str(layout.other_file))
     await db_session.commit()
 
-    response = await uploads_client.delete(f"/admin/users/{user.id}", headers=admin)
+    response = await client.delete(f"/admin/users/{user.id}", headers=admin)
 
     assert response.status_code == 204
     assert_only_the_users_uploads_went(layout)
 
 
 async def test_delete_without_uploads_works(
-    uploads_client: httpx.AsyncClient, db_session: AsyncSession, admin: dict[str, str]
+    client: httpx.AsyncClient, db_session: AsyncSession, admin: dict[str, str]
 ) -> None:
     user = await add_user(db_session)
     await add_import_job(db_session, user.id, storage_path="/nonexistent/file.zip")
     await db_session.commit()
     user_id = user.id
-    response = await uploads_client.delete(f"/admin/users/{user_id}", headers=admin)
+    response = await client.delete(f"/admin/users/{user_id}", headers=admin)
     assert response.status_code == 204
     db_session.expire_all()
     assert await db_session.get(User, user_id) is None

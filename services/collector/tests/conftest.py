@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from playlog.crypto import TokenCipher
@@ -22,6 +22,7 @@ from playlog.db.models import User
 from playlog.spotify.client import RetryPolicy, SpotifyClient
 from playlog.spotify.stand_in import StandInAccount, StandInConfig, create_stand_in_app
 from playlog.spotify.stand_in.state import StandInState
+from playlog.testing.exports import delete_users_and_their_catalog
 from playlog.testing.spotify import Connect, sign_in_and_connect
 from playlog_collector.settings import CollectorSettings
 
@@ -80,9 +81,9 @@ async def committed(db_engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[
     async with sessionmaker() as session:
         before = set(await session.scalars(select(User.id)))
     yield sessionmaker
-    async with sessionmaker.begin() as session:
+    async with sessionmaker() as session:
         created = set(await session.scalars(select(User.id))) - before
-        await session.execute(delete(User).where(User.id.in_(created)))
+    await delete_users_and_their_catalog(db_engine, list(created))
 
 
 @pytest.fixture

@@ -55,6 +55,11 @@ class PayloadTooLarge(AppError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(AppError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class ValidationFailed(AppError):
     status_code = 422
     code = "validation_error"

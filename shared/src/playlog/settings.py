@@ -159,6 +159,26 @@ class StorageSettings(PlaylogSettings):
     upload_dir: Path = Path(".data/uploads")
 
 
+class ImportSettings(PlaylogSettings):
+    """Limits of export imports: what a ZIP may be before it is refused."""
+
+    # Size of the ZIP file itself; uploads beyond it are refused while streaming (413).
+    import_max_zip_size_mb: int = Field(default=500, ge=1, le=100_000)
+    # History records in one import, over all members.
+    import_max_records: int = Field(default=5_000_000, ge=1, le=1_000_000_000)
+    # Zip-bomb guards, checked against the sizes the archive declares and against the
+    # bytes actually inflated.
+    import_max_uncompressed_mb: int = Field(default=4096, ge=1, le=1_000_000)
+    import_max_compression_ratio: float = Field(default=200.0, ge=1, le=100_000)
+    import_max_members: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Keep ip_addr, user_agent, username, conn_country and platform (dropped by default).
+    import_keep_sensitive_fields: bool = False
+
+    @property
+    def import_max_zip_size_bytes(self) -> int:
+        return self.import_max_zip_size_mb * 1024 * 1024
+
+
 class SpotifyAppSettings(PlaylogSettings):
     """The Spotify app as a caller of Spotify (api and collector)."""
 

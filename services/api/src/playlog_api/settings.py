@@ -9,6 +9,7 @@ from playlog.settings import (
     DatabaseLogSettings,
     DatabaseSettings,
     EncryptionSettings,
+    ImportSettings,
     LoggingSettings,
     SpotifySettings,
     StorageSettings,
@@ -22,6 +23,7 @@ class ApiSettings(
     LoggingSettings,
     DatabaseLogSettings,
     StorageSettings,
+    ImportSettings,
     SpotifySettings,
 ):
     api_host: str = "127.0.0.1"

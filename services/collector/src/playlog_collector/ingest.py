@@ -24,6 +24,7 @@ from playlog.history.identity import (
     local_track_id,
     same_play,
 )
+from playlog.history.locks import history_lock_key
 from playlog.spotify.models import PlayHistory
 from playlog.spotify.models import Track as SpotifyTrack
 
@@ -83,6 +84,8 @@ async def store_page(
     result = PageResult(fetched=len(items))
     if not items:
         return result
+    # Takes turns with an import of the same user (playlog.history.locks).
+    await session.execute(select(func.pg_advisory_xact_lock(*history_lock_key(user_id))))
     await _upsert_catalog(session, [item.track for item in items])
     fresh = await _without_known_plays(session, user_id, items, result)
     if fresh:

@@ -1,4 +1,5 @@
-"""Sync-now: LISTEN for the api's notifications so a request is picked up in moments.
+"""Sync-now and new imports: LISTEN for the api's notifications so a request is picked
+up in moments.
 
 The listening connection is reopened after a failure; while it is down the scheduler's
 periodic scan still finds the request (``next_run_at`` was set to now), only later.
@@ -14,12 +15,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from playlog.db.models.imports import IMPORT_CHANNEL
 from playlog.db.models.sync import SYNC_CHANNEL
 
 log = logging.getLogger(__name__)
 # How often the idle listening connection is checked, and the wait before reconnecting.
 CHECK_SECONDS = 30.0
 RECONNECT_SECONDS = 2.0
+_CHANNELS = (SYNC_CHANNEL, IMPORT_CHANNEL)
 
 
 async def listen_for_sync_requests(
@@ -44,7 +47,8 @@ async def _listen(
         def deliver(_connection: object, _pid: int, _channel: str, payload: str) -> None:
             on_request(payload)
 
-        await driver.add_listener(SYNC_CHANNEL, deliver)
+        for channel in _CHANNELS:
+            await driver.add_listener(channel, deliver)
         # Anything requested while we were not listening is found by the next scan.
         on_request("")
         try:
@@ -55,5 +59,6 @@ async def _listen(
                 # and notifications wait until a listener's transaction ends.
                 await driver.execute("SELECT 1")
         finally:
-            with contextlib.suppress(Exception):
-                await driver.remove_listener(SYNC_CHANNEL, deliver)
+            for channel in _CHANNELS:
+                with contextlib.suppress(Exception):
+                    await driver.remove_listener(channel, deliver)

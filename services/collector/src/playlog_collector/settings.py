@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field, model_validator
 
@@ -10,6 +11,7 @@ from playlog.settings import (
     DatabaseLogSettings,
     DatabaseSettings,
     EncryptionSettings,
+    ImportSettings,
     LoggingSettings,
     SpotifyAppSettings,
     StorageSettings,
@@ -22,6 +24,7 @@ class CollectorSettings(
     LoggingSettings,
     DatabaseLogSettings,
     StorageSettings,
+    ImportSettings,
     SpotifyAppSettings,
 ):
     # Unique per replica; the default (service@host:pid) is unique already.
@@ -47,6 +50,11 @@ class CollectorSettings(
     initial_sync_stop_on_no_progress: bool = True
     # Initial syncs run at the same time by one collector process.
     initial_sync_concurrency: int = Field(default=2, ge=1, le=64)
+
+    # ZIPs dropped into IMPORT_WATCH_DIR/<user id>/ are moved to UPLOAD_DIR and imported.
+    import_watch_dir: Path | None = None
+    # A job whose worker died is re-run this many times in all before it is marked failed.
+    import_max_attempts: int = Field(default=3, ge=1, le=100)
 
     @property
     def collector_lease(self) -> timedelta:

@@ -1,10 +1,10 @@
 """The collector process: claims due work, runs it concurrently, heartbeats, stops cleanly.
 
-Priority: initial syncs (up to INITIAL_SYNC_CONCURRENCY at once), then incremental
-polls, within COLLECTOR_CONCURRENCY users at a time. Every user is its own task, so a
-slow or throttled user holds one slot and nothing else. A sync-now notification (or a
-finished task) wakes the scheduler at once; otherwise it scans every
-COLLECTOR_SCAN_SECONDS.
+Priority: pending export imports (one at a time, on a thread of their own), initial
+syncs (up to INITIAL_SYNC_CONCURRENCY at once), then incremental polls, within
+COLLECTOR_CONCURRENCY users at a time. Every user is its own task, so a slow or throttled
+user holds one slot and nothing else. A sync-now or import notification (or a finished
+task) wakes the scheduler at once; otherwise it scans every COLLECTOR_SCAN_SECONDS.
 
 SIGTERM stops claiming, gives running work a few seconds to finish, then cancels it:
 cancelled runs are recorded as abandoned and their users handed back for immediate
@@ -34,6 +34,7 @@ from playlog.spotify.client import SpotifyClient
 from playlog.spotify.tokens import UserTokens
 from playlog_collector import claims
 from playlog_collector.claims import Claim, Outcome, WorkKind
+from playlog_collector.imports import ImportWorker
 from playlog_collector.notify import listen_for_sync_requests
 from playlog_collector.settings import CollectorSettings
 from playlog_collector.sync import SyncContext, run
@@ -69,6 +70,11 @@ class Collector:
         self.activity = "idle"
         self.shutdown_grace = SHUTDOWN_GRACE_SECONDS
         self.rng = random.Random()  # noqa: S311 - scheduling jitter, not security
+        self.imports = (
+            ImportWorker(settings, engine, sessionmaker, self.worker_id)
+            if engine is not None
+            else None
+        )
 
     async def run(self) -> None:
         """Work until asked to stop, then record the stop."""
@@ -120,6 +126,8 @@ class Collector:
                 await asyncio.wait_for(self.wake.wait(), self.settings.collector_scan_seconds)
 
     async def _claim_and_start(self) -> None:
+        if self.imports is not None:
+            await self.imports.tick(self.wake)
         if self.spotify is None:
             return
         free = self.settings.collector_concurrency - len(self.running)
@@ -165,7 +173,9 @@ class Collector:
         parts = [
             f"{kind} {kinds.count(kind)}" for kind in ("initial_sync", "poll") if kind in kinds
         ]
-        if self.spotify is None:
+        if self.imports is not None and self.imports.busy:
+            parts.insert(0, "import 1")
+        if self.spotify is None and not parts:
             self.activity = "idle: Spotify is not configured"
         else:
             self.activity = ", ".join(parts) if parts else "idle"
@@ -233,6 +243,8 @@ class Collector:
             log.exception("could not record the end of a %s run", claim.kind)
 
     async def _shutdown(self) -> None:
+        if self.imports is not None:
+            await self.imports.shutdown(self.shutdown_grace)
         if not self.running:
             return
         self.activity = "stopping"

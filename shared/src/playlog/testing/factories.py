@@ -110,13 +110,15 @@ async def add_import_job(
     status: str = "success",
     storage_path: str | None = None,
     created_at: datetime | None = None,
+    **fields: Any,
 ) -> ImportJob:
+    """An import job; ``fields`` are further columns (progress, counts, timestamps)."""
     job = ImportJob(
         user_id=user_id,
         status=status,
         storage_path=storage_path,
         original_filename="my_spotify_data.zip",
-        file_size_bytes=1234,
+        **{"file_size_bytes": 1234, **fields},
     )
     if created_at is not None:
         job.created_at = created_at

@@ -1,4 +1,5 @@
-"""Keyset pagination: opaque cursors, a generic page model and the ``limit``/``cursor`` query.
+"""Keyset pagination: opaque cursors, a generic page model and the ``limit``/``cursor`` query
+(plus ``matching``, for the optional filters of a list).
 
 A cursor is the sort key of the last item of a page, as a JSON list, base64url-encoded
 without padding. The next page starts strictly after that key, so rows inserted or deleted
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Generic, TypeVar, TypeVarTuple
 from fastapi import Query
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -109,3 +111,23 @@ class Keyset(Generic[K]):
             return list(rows), None
         kept = list(rows[:limit])
         return kept, self.encode(key(kept[-1]))
+
+    async def fetch(
+        self,
+        session: AsyncSession,
+        statement: Select[R],
+        cursor: str | None,
+        limit: int,
+        key: Callable[[R], K],
+    ) -> tuple[list[R], str | None]:
+        """``apply`` and ``page`` for a statement that selects one entity per row."""
+        result = await session.scalars(self.apply(statement, cursor, limit))
+        return self.page(result.all(), limit, key)
+
+
+def matching(
+    *filters: tuple[ColumnElement[Any] | QueryableAttribute[Any], object],
+) -> list[ColumnElement[bool]]:
+    """``column == value`` for every (column, value) whose value is not None: the
+    optional equality filters of a list."""
+    return [column == value for column, value in filters if value is not None]

@@ -1,7 +1,8 @@
 """Deleting a user for good: database rows, stored log records and uploaded files.
 
 Uploaded export ZIPs hold IP addresses, so they go with the user. Only paths inside
-UPLOAD_DIR are ever removed, and no symbolic link is followed out of it.
+UPLOAD_DIR are ever removed, and no symbolic link is followed out of it; cancelling an
+import removes its upload the same way.
 """
 
 from __future__ import annotations
@@ -48,13 +49,7 @@ def remove_uploads(upload_dir: Path, user_id: uuid.UUID, storage_paths: Iterable
     """Remove the user's upload folder and their imports' files that lie inside
     ``upload_dir``; return how many paths were removed."""
     root = upload_dir.resolve()
-    removed = 0
-    for path in storage_paths:
-        target = _inside(root, Path(path))
-        # unlink() removes a symbolic link itself, never what it points to.
-        if target is not None and (target.is_symlink() or target.is_file()):
-            target.unlink(missing_ok=True)
-            removed += 1
+    removed = remove_upload_files(root, storage_paths)
     folder = root / str(user_id)
     if folder.is_symlink():
         folder.unlink()
@@ -63,6 +58,20 @@ def remove_uploads(upload_dir: Path, user_id: uuid.UUID, storage_paths: Iterable
         # rmtree removes links inside the folder without following them.
         shutil.rmtree(folder)
         removed += 1
+    return removed
+
+
+def remove_upload_files(upload_dir: Path, storage_paths: Iterable[str]) -> int:
+    """Remove the files at ``storage_paths`` that lie inside ``upload_dir``; return how
+    many were removed. Paths outside it are left alone."""
+    root = upload_dir.resolve()
+    removed = 0
+    for path in storage_paths:
+        target = _inside(root, Path(path))
+        # unlink() removes a symbolic link itself, never what it points to.
+        if target is not None and (target.is_symlink() or target.is_file()):
+            target.unlink(missing_ok=True)
+            removed += 1
     return removed
 
 

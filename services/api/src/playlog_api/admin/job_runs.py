@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from playlog.db.models import JobRun
 from playlog.web.db import DbSession
-from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit
+from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit, matching
 from playlog_api.admin.schemas import JobRunView, JobStatus, JobType
 
 router = APIRouter()
@@ -29,13 +29,10 @@ async def list_job_runs(
 ) -> Page[JobRunView]:
     """Job runs, newest first, optionally of one user, one job type and one status;
     keyset-paginated."""
-    statement = select(JobRun)
-    if user_id is not None:
-        statement = statement.where(JobRun.user_id == user_id)
-    if job_type is not None:
-        statement = statement.where(JobRun.job_type == job_type)
-    if status is not None:
-        statement = statement.where(JobRun.status == status)
-    result = await session.scalars(_JOB_RUNS.apply(statement, cursor, limit))
-    rows, next_cursor = _JOB_RUNS.page(result.all(), limit, lambda row: (row.started_at, row.id))
+    statement = select(JobRun).where(
+        *matching((JobRun.user_id, user_id), (JobRun.job_type, job_type), (JobRun.status, status))
+    )
+    rows, next_cursor = await _JOB_RUNS.fetch(
+        session, statement, cursor, limit, lambda row: (row.started_at, row.id)
+    )
     return Page(items=[JobRunView.model_validate(row) for row in rows], next_cursor=next_cursor)

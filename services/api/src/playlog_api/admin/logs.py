@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, get_args
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 from sqlalchemy import ColumnElement, select
 
@@ -15,6 +15,7 @@ from playlog.db.models import LogRecord
 from playlog.web.db import DbSession
 from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit
 from playlog_api.admin.schemas import LogEntry, PurgeResult, Severity
+from playlog_api.dependencies import Settings
 
 router = APIRouter()
 
@@ -58,25 +59,20 @@ async def list_logs(
         statement = statement.where(LogRecord.message.icontains(q, autoescape=True))
     if since is not None:
         statement = statement.where(LogRecord.timestamp >= since)
-    result = await session.scalars(_LOGS.apply(statement, cursor, limit))
-    rows, next_cursor = _LOGS.page(result.all(), limit, lambda row: (row.id,))
+    rows, next_cursor = await _LOGS.fetch(session, statement, cursor, limit, lambda row: (row.id,))
     return Page(items=[LogEntry.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
 @router.post("/maintenance/purge-logs")
 async def purge_old_logs(
     session: DbSession,
-    request: Request,
+    settings: Settings,
     older_than_days: Annotated[
         int | None, Query(ge=1, le=3650, description="Default: LOG_RETENTION_DAYS.")
     ] = None,
 ) -> PurgeResult:
     """Delete stored log records older than `older_than_days` days now, instead of waiting
     for the collector's daily purge."""
-    days: int = (
-        request.app.state.settings.log_retention_days
-        if older_than_days is None
-        else older_than_days
-    )
+    days = settings.log_retention_days if older_than_days is None else older_than_days
     deleted = await purge_logs(session, timedelta(days=days))
     return PurgeResult(deleted=deleted, older_than_days=days)

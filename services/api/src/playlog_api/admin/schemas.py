@@ -14,6 +14,8 @@ from playlog.spotify.tokens import TokenState
 # A test checks that they match the CHECK constraints' tuples.
 JobType = Literal["import_zip", "initial_sync", "poll", "enrich"]
 JobStatus = Literal["running", "success", "partial", "error"]
+# The statuses of playlog.db.models.imports.
+ImportJobStatus = Literal["pending", "running", "success", "partial", "error", "cancelled"]
 # Log levels, least severe first; a level filter means "this one or more severe".
 Severity = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -101,6 +103,43 @@ class ImportJobSummary(_FromRow):
     created_at: datetime
     finished_at: datetime | None
     error: str | None
+
+
+class ImportProgress(BaseModel):
+    """How far an import has come, at the database's clock."""
+
+    # bytes_done / file_size_bytes (0 to 1); null while the size is unknown.
+    fraction: float | None
+    # records_done per second since started_at (running) or from start to finish
+    # (finished); null before the import started.
+    records_per_second: float | None
+    # Running imports only: the time taken so far, scaled by the fraction still to do.
+    eta_seconds: float | None
+
+
+class ImportJobView(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    original_filename: str | None
+    file_size_bytes: int | None
+    format_detected: str | None
+    bytes_done: int
+    records_done: int
+    records_ingested: int
+    duplicates: int
+    # Records left out, per reason.
+    skipped: dict[str, Any]
+    # The importer's report once the import has ended.
+    report: dict[str, Any] | None
+    earliest_played_at: datetime | None
+    latest_played_at: datetime | None
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: ImportProgress
 
 
 class CoverageGapView(_FromRow):

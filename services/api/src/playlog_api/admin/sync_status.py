@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from playlog.db.engine import db_now
 from playlog.db.heartbeat import is_alive
 from playlog.db.models import ImportJob, JobRun, SyncCheckpoint, User, WorkerHeartbeat
-from playlog.db.models.sync import CHECKPOINT_STATUSES, IMPORT_STATUSES, due_for_collection
+from playlog.db.models.imports import IMPORT_STATUSES
+from playlog.db.models.sync import CHECKPOINT_STATUSES, due_for_collection
 from playlog.web.db import DbSession
 from playlog_api.admin.schemas import ActiveWork, JobRunView, SyncStatus
 

@@ -37,6 +37,7 @@ from playlog_api.admin.schemas import (
     UserDetail,
     UserSummary,
 )
+from playlog_api.dependencies import Settings
 
 router = APIRouter(prefix="/users")
 
@@ -47,11 +48,18 @@ RECENT_GAPS = 20
 _USERS = Keyset(tuple[AwareDatetime, uuid.UUID], User.created_at, User.id)
 
 
-async def load_user(user_id: uuid.UUID, session: DbSession) -> User:
-    user = await session.get(User, user_id)
+async def find_user(session: AsyncSession, user_id: uuid.UUID, *, key_share: bool = False) -> User:
+    """The user, or NotFound. ``key_share`` locks the row until the transaction ends, so
+    the user cannot be deleted before rows that reference it are written."""
+    lock = {"key_share": True} if key_share else None
+    user = await session.get(User, user_id, with_for_update=lock)
     if user is None:
         raise NotFound(f"no user with id {user_id}")
     return user
+
+
+async def load_user(user_id: uuid.UUID, session: DbSession) -> User:
+    return await find_user(session, user_id)
 
 
 LoadedUser = Annotated[User, Depends(load_user)]
@@ -156,11 +164,11 @@ async def get_user(user: LoadedUser, session: DbSession) -> UserDetail:
 
 
 @router.delete("/{user_id}", status_code=204)
-async def remove_user(user: LoadedUser, session: DbSession, request: Request) -> None:
+async def remove_user(user: LoadedUser, session: DbSession, settings: Settings) -> None:
     """Delete the user for good: their row and, by cascade, their plays, tokens, checkpoint,
     job runs, imports and gaps; their stored log records; and their uploaded files under
     UPLOAD_DIR. Shared catalogue rows (tracks, artists) stay. Cannot be undone."""
-    await delete_user(session, user, request.app.state.settings.upload_dir)
+    await delete_user(session, user, settings.upload_dir)
 
 
 @router.post(

@@ -3,9 +3,10 @@
 from playlog.db.models.auth import OAuthState
 from playlog.db.models.base import Base
 from playlog.db.models.catalog import Artist, Track, TrackArtist
+from playlog.db.models.imports import ImportedMember, ImportJob
 from playlog.db.models.logs import LogRecord
 from playlog.db.models.plays import Play
-from playlog.db.models.sync import CoverageGap, ImportJob, JobRun, SyncCheckpoint, WorkerHeartbeat
+from playlog.db.models.sync import CoverageGap, JobRun, SyncCheckpoint, WorkerHeartbeat
 from playlog.db.models.users import ApiToken, SpotifyToken, User
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "Base",
     "CoverageGap",
     "ImportJob",
+    "ImportedMember",
     "JobRun",
     "LogRecord",
     "OAuthState",

@@ -1,4 +1,4 @@
-"""Collector bookkeeping: per-user checkpoints, job runs, imports, gaps, worker heartbeats."""
+"""Collector bookkeeping: per-user checkpoints, job runs, gaps, worker heartbeats."""
 
 from __future__ import annotations
 
@@ -40,7 +40,6 @@ CHECKPOINT_STATUSES = (
 )
 JOB_TYPES = ("import_zip", "initial_sync", "poll", "enrich")
 JOB_STATUSES = ("running", "success", "partial", "error")
-IMPORT_STATUSES = ("pending", "running", "success", "partial", "error", "cancelled")
 # Statuses the collector never picks up on its own: an admin paused the user, or
 # Spotify must be reconnected.
 NOT_SCHEDULED = ("paused", "needs_reauth")
@@ -96,41 +95,6 @@ class JobRun(Base):
     status: Mapped[str] = mapped_column(Text, server_default="running")
     stats: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     error: Mapped[str | None] = mapped_column(Text)
-
-
-class ImportJob(Base):
-    __tablename__ = "import_jobs"
-    __table_args__ = (
-        one_of("status", IMPORT_STATUSES),
-        Index(None, "status", "created_at"),
-        Index("ix_import_jobs_user_id_created_at", "user_id", text("created_at DESC")),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(
-        primary_key=True, server_default=text("gen_random_uuid()")
-    )
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(Text, server_default="pending")
-    storage_path: Mapped[str | None] = mapped_column(Text)
-    original_filename: Mapped[str | None] = mapped_column(Text)
-    file_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    format_detected: Mapped[str | None] = mapped_column(Text)
-    bytes_done: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    records_done: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    records_ingested: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    duplicates: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    skipped: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
-    report: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    earliest_played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    latest_played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    error: Mapped[str | None] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
-    lease_owner: Mapped[str | None] = mapped_column(Text)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = created_at_column()
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = updated_at_column()
 
 
 class CoverageGap(Base):

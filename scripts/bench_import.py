@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Time an export import end to end (targets: ≥ 100,000 records/s, ≤ 200 MB peak RSS,
+re-import ≥ 200,000 records/s adding nothing).
+
+Generates a synthetic extended export (scripts/export_generator.py, deterministic by
+seed), starts a throwaway database, and runs `playlog import FILE --user ID --json` as a
+child process three times, each measured from process start to exit (ZIP to committed
+rows) with the child's own peak RSS:
+
+1. first import into the fresh database;
+2. an immediate re-import of the same file (members recognised by their digests);
+3. a re-import with the digests forgotten, so every record is parsed, staged and
+   de-duplicated by the unique key: the worst case of a re-import (e.g. the same plays
+   in a differently split ZIP).
+
+Stored counts are checked against the generator's ground truth.
+
+    .venv/bin/python scripts/bench_import.py --records 1000000 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from export_generator import generate_export
+from harness import Database, scratch_database
+from sqlalchemy import text
+
+from playlog.testing.processes import playlog_command
+
+
+@dataclass
+class Run:
+    seconds: float
+    rss_mb: float
+    report: dict[str, Any]
+
+    @property
+    def rate(self) -> float:
+        return float(self.report["records_seen"]) / self.seconds
+
+
+def import_once(database: Database, user_id: str, path: Path) -> Run:
+    env = {**os.environ, "DATABASE_URL": database.url}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(  # noqa: S603 - our own command
+            [*playlog_command(), "import", str(path), "--user", user_id, "--json"],
+            env=env,
+            stdout=out,
+            stderr=err,
+        )
+        # wait4 reports this child's own peak RSS.
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode != 0:
+            raise SystemExit(f"import failed ({process.returncode}): {err.read().decode()}")
+        return Run(seconds, usage.ru_maxrss / 1024, json.loads(out.read()))
+
+
+async def plays(database: Database) -> int:
+    async with database.engine.connect() as connection:
+        return int((await connection.execute(text("SELECT count(*) FROM plays"))).scalar_one())
+
+
+async def forget_digests(database: Database) -> None:
+    async with database.engine.begin() as connection:
+        await connection.execute(text("DELETE FROM imported_members"))
+
+
+async def new_user(database: Database) -> str:
+    async with database.engine.begin() as connection:
+        created = await connection.execute(
+            text("INSERT INTO users (display_name) VALUES ('bench') RETURNING id")
+        )
+        return str(created.scalar_one())
+
+
+def line(label: str, runs: list[Run]) -> str:
+    seconds = statistics.median(r.seconds for r in runs)
+    rate = statistics.median(r.rate for r in runs)
+    rss = max(r.rss_mb for r in runs)
+    inner = statistics.median(float(r.report["elapsed_s"]) for r in runs)
+    return (
+        f"{label:<34} {rate:>12,.0f} rec/s   {seconds:6.2f} s   (import itself {inner:5.2f} s)"
+        f"   peak RSS {rss:5.0f} MB"
+    )
+
+
+async def bench(args: argparse.Namespace, path: Path, expected: int) -> None:
+    first: list[Run] = []
+    again: list[Run] = []
+    full: list[Run] = []
+    for attempt in range(args.runs):
+        async with scratch_database() as database:
+            user_id = await new_user(database)
+            first.append(import_once(database, user_id, path))
+            stored = await plays(database)
+            again.append(import_once(database, user_id, path))
+            after_reimport = await plays(database)
+            await forget_digests(database)
+            full.append(import_once(database, user_id, path))
+            after_full = await plays(database)
+        report = first[-1].report
+        print(
+            f"run {attempt + 1}: {report['records_seen']:,} records, "
+            f"{report['plays_inserted']:,} plays inserted (truth {expected:,}), stored {stored:,}; "
+            f"re-imports added {after_reimport - stored} and {after_full - after_reimport}; "
+            f"duplicates {again[-1].report['duplicates']:,} / {full[-1].report['duplicates']:,}"
+        )
+        if stored != expected or after_full != stored or after_reimport != stored:
+            raise SystemExit("stored plays differ from the ground truth")
+    print()
+    print(line("first import", first))
+    print(line("re-import (same file)", again))
+    print(line("re-import (every record parsed)", full))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--zip", type=Path, help="reuse (or create) the export at this path")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="playlog-bench-export-") as scratch:
+        path = args.zip or Path(scratch) / "export.zip"
+        truth_path = path.with_suffix(".truth.json")
+        if path.exists() and truth_path.exists():
+            truth = json.loads(truth_path.read_text())
+        else:
+            started = time.perf_counter()
+            truth = generate_export(path, records=args.records, seed=args.seed).__dict__
+            truth_path.write_text(json.dumps(truth))
+            print(
+                f"generated {truth['records']:,} records in {time.perf_counter() - started:.1f} s"
+            )
+        size = path.stat().st_size / 1024 / 1024
+        print(f"export: {path.name}, {size:.0f} MB, {len(truth['per_member'])} history files")
+        asyncio.run(bench(args, path, int(truth["distinct_plays"])))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""Import jobs in the collector: claim, run, cancel, hand back, reap and resume, watch dir."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from playlog.db.models import ImportJob, Play
+from playlog.exports import jobs
+from playlog.exports.importer import ImportCancelled, Progress, import_export
+from playlog.exports.storage import upload_path
+from playlog.testing.exports import extended_member, track_play, write_zip
+from playlog.testing.factories import add_user
+from playlog_collector.imports import ImportWorker
+from playlog_collector.settings import CollectorSettings
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def export_records(count: int = 12) -> dict[str, Any]:
+    return {
+        extended_member(i): [track_play(f"2024-0{i + 1}-01T10:{m:02d}:00Z") for m in range(count)]
+        for i in range(3)
+    }
+
+
+async def queued_job(
+    sessions: Sessions, upload_dir: Path, **fields: Any
+) -> tuple[uuid.UUID, uuid.UUID, Path]:
+    """A user and a job with its upload in place, as the upload endpoint leaves them."""
+    async with sessions.begin() as session:
+        user = await add_user(session, f"importer-{uuid.uuid4().hex[:6]}")
+        job_id = uuid.uuid4()
+        path = upload_path(upload_dir, user.id, job_id)
+        path.parent.mkdir(parents=True)
+        write_zip(path, export_records())
+        session.add(ImportJob(id=job_id, user_id=user.id, storage_path=str(path), **fields))
+    return user.id, job_id, path
+
+
+async def job_row(sessions: Sessions, job_id: uuid.UUID) -> ImportJob:
+    async with sessions() as session:
+        job = await session.get(ImportJob, job_id)
+        assert job is not None
+        return job
+
+
+async def play_count(sessions: Sessions, user_id: uuid.UUID) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).where(Play.user_id == user_id)) or 0)
+
+
+@pytest.fixture
+def settings(collector_settings: CollectorSettings, tmp_path: Path) -> CollectorSettings:
+    return collector_settings.model_copy(
+        update={"upload_dir": tmp_path / "uploads", "import_watch_dir": tmp_path / "watch"}
+    )
+
+
+def worker(settings: CollectorSettings, engine: AsyncEngine, sessions: Sessions) -> ImportWorker:
+    return ImportWorker(settings, engine, sessions, settings.collector_id or "collector-test")
+
+
+async def run_once(importer: ImportWorker) -> None:
+    await importer.tick(asyncio.Event())
+    assert importer.task is not None, "no job was claimed"
+    await importer.task
+
+
+async def test_a_pending_job_is_run_off_the_loop_and_its_upload_deleted(
+    settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
+) -> None:
+    user_id, job_id, path = await queued_job(committed, settings.upload_dir)
+    importer = worker(settings, db_engine, committed)
+    await importer.tick(asyncio.Event())
+    assert importer.task is not None
+    # The loop stays responsive while the import works on its own thread.
+    ticks = 0
+    while not importer.task.done():
+        await asyncio.sleep(0.001)
+        ticks += 1
+    await importer.task
+    job = await job_row(committed, job_id)
+    assert (job.status, job.records_done, job.records_ingested, job.attempts) == (
+        "success",
+        36,
+        36,
+        1,
+    )
+    assert job.report is not None
+    assert job.report["plays_inserted"] == 36
+    assert job.format_detected == "extended"
+    assert job.finished_at is not None
+    assert job.lease_owner is None
+    assert not path.exists()
+    assert await play_count(committed, user_id) == 36
+    assert ticks > 0
+
+
+async def test_a_job_whose_worker_died_is_run_again_and_resumes(
+    settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
+) -> None:
+    user_id, job_id, path = await queued_job(
+        committed, settings.upload_dir, status="running", attempts=1, lease_owner="dead/1"
+    )
+    # The dead worker had stored every member before it died.
+    await import_export(db_engine, user_id, path, settings, job_id=job_id)
+    async with committed.begin() as session:
+        await session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id)
+            .values(lease_expires_at=func.now() - text("interval '1 second'"))
+        )
+    await run_once(worker(settings, db_engine, committed))
+    job = await job_row(committed, job_id)
+    assert (job.status, job.attempts) == ("success", 2)
+    # Counted as this job's own work, not as duplicates of some other import.
+    assert job.report is not None
+    assert (job.report["plays_inserted"], job.report["duplicates"]) == (36, 0)
+    assert await play_count(committed, user_id) == 36
+
+
+async def test_a_job_that_keeps_dying_is_given_up(
+    settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
+) -> None:
+    _, job_id, path = await queued_job(
+        committed, settings.upload_dir, status="running", attempts=3, lease_owner="dead/1"
+    )
+    async with committed.begin() as session:
+        await session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id)
+            .values(lease_expires_at=func.now() - text("interval '1 second'"))
+        )
+    importer = worker(settings, db_engine, committed)
+    await importer.tick(asyncio.Event())
+    job = await job_row(committed, job_id)
+    assert (job.status, job.error) == ("error", "the import stopped 3 times before it ended")
+    assert importer.task is None
+    assert not path.exists()
+
+
+async def test_a_cancelled_running_job_stops_and_deletes_its_upload(
+    settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
+) -> None:
+    user_id, job_id, path = await queued_job(committed, settings.upload_dir)
+    claimed = await jobs.claim(db_engine, "w/1", settings.collector_lease, 3)
+    assert claimed is not None
+    assert claimed.job_id == job_id
+    async with committed.begin() as session:
+        await session.execute(
+            update(ImportJob).where(ImportJob.id == job_id).values(status="cancelled")
+        )
+    hooks = jobs.JobHooks(db_engine, claimed, settings.collector_lease, threading.Event())
+    outcome = await jobs.run_job(db_engine, claimed, settings, hooks)
+    assert outcome.status == "cancelled"
+    assert (await job_row(committed, job_id)).status == "cancelled"
+    assert not path.exists()
+    # The first member's transaction was the one refused: nothing of it stayed.
+    assert await play_count(committed, user_id) == 0
+
+
+async def test_a_stopping_worker_hands_its_job_back(
+    settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
+) -> None:
+    _, job_id, path = await queued_job(committed, settings.upload_dir)
+    claimed = await jobs.claim(db_engine, "w/1", settings.collector_lease, 3)
+    assert claimed is not None
+    stop = threading.Event()
+    stop.set()
+    hooks = jobs.JobHooks(db_engine, claimed, settings.collector_lease, stop)
+    with pytest.raises(ImportCancelled):
+        await hooks.progress(Progress(0, 1, 0, 0))
+    await jobs.requeue(db_engine, claimed)
+    job = await job_row(committed, job_id)
+    assert (job.status, job.attempts, job.lease_owner) == ("pending", 0, None)
+    assert path.exists()
+
+
+async def test_zips_dropped_into_the_watch_dir_are_imported(
+    settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
+) -> None:
+    assert settings.import_watch_dir is not None
+    async with committed.begin() as session:
+        user_id = (await add_user(session, "dropper")).id
+    dropped = settings.import_watch_dir / str(user_id) / "my_spotify_data.zip"
+    dropped.parent.mkdir(parents=True)
+    write_zip(dropped, export_records(2))
+    stray = settings.import_watch_dir / "not-a-user" / "x.zip"
+    stray.parent.mkdir(parents=True)
+    write_zip(stray, export_records(1))
+    settled = time.time() - 60
+    for path in (dropped, stray):
+        os.utime(path, (settled, settled))
+    await run_once(worker(settings, db_engine, committed))
+    async with committed() as session:
+        job = await session.scalar(select(ImportJob).where(ImportJob.user_id == user_id))
+    assert job is not None
+    assert (job.status, job.original_filename) == ("success", "my_spotify_data.zip")
+    assert not dropped.exists()
+    assert stray.exists()
+    assert await play_count(committed, user_id) == 6

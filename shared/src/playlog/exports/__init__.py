@@ -1,0 +1,1 @@
+"""Spotify "Download your data" exports: reading ZIPs, loading history, import jobs."""

@@ -1,0 +1,293 @@
+"""Import jobs: claiming with a lease, reaping jobs whose worker died, progress, the end.
+
+A job is claimed by one worker at a time (``FOR UPDATE SKIP LOCKED`` + lease). Progress
+writes renew the lease and are refused once the job is no longer this worker's (lease
+lost, or cancelled by an administrator): the importer then stops. A job whose lease ran
+out is run again; members its earlier run stored are recognised and counted, not
+re-imported. The upload is deleted whenever a job ends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy import BigInteger, DateTime, String, bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from playlog.errors import AppError
+from playlog.exports.importer import ImportCancelled, Progress, import_export
+from playlog.exports.report import ImportReport, MemberReport
+from playlog.settings import ImportSettings
+
+log = logging.getLogger(__name__)
+
+_CLAIM = text(
+    """
+    UPDATE import_jobs SET status = 'running', lease_owner = :owner,
+        lease_expires_at = now() + :lease, attempts = attempts + 1,
+        started_at = coalesce(started_at, now()), error = NULL
+    WHERE id = (
+        SELECT j.id FROM import_jobs j
+        WHERE (j.status = 'pending' OR (j.status = 'running' AND j.lease_expires_at < now()))
+          AND j.storage_path IS NOT NULL AND j.attempts < :max_attempts
+          -- one import per user at a time
+          AND NOT EXISTS (SELECT 1 FROM import_jobs o
+                          WHERE o.user_id = j.user_id AND o.id <> j.id
+                            AND o.status = 'running' AND o.lease_expires_at >= now())
+        ORDER BY j.created_at
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, user_id, storage_path, attempts
+    """
+)
+# Jobs nobody can finish any more: their worker died too often, or a command-line import
+# (which has no upload to run again) stopped half-way.
+_GIVE_UP = text(
+    """
+    UPDATE import_jobs SET status = 'error', finished_at = now(), lease_owner = NULL,
+        lease_expires_at = NULL,
+        error = CASE WHEN storage_path IS NULL
+                     THEN 'the importing process stopped before the import ended'
+                     ELSE 'the import stopped ' || attempts || ' times before it ended' END
+    WHERE status = 'running' AND lease_expires_at < now()
+      AND (storage_path IS NULL OR attempts >= :max_attempts)
+    RETURNING storage_path
+    """
+)
+# An administrator cancelled a running job whose worker then died: nobody deletes its
+# upload unless this does.
+_ORPHANED_CANCELS = text(
+    """
+    UPDATE import_jobs SET lease_owner = NULL, lease_expires_at = NULL,
+        finished_at = coalesce(finished_at, now())
+    WHERE status = 'cancelled' AND lease_expires_at < now()
+    RETURNING storage_path
+    """
+)
+_PROGRESS = """
+    UPDATE import_jobs SET bytes_done = $3, records_done = $4, records_ingested = $5,
+        lease_expires_at = now() + $6::interval, updated_at = now()
+    WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+    RETURNING 1
+"""
+_MEMBER_STORED = """
+    UPDATE import_jobs SET records_ingested = $3, duplicates = $4, skipped = $5::jsonb,
+        report = $6::jsonb, format_detected = $7, earliest_played_at = $8,
+        latest_played_at = $9, lease_expires_at = now() + $10::interval, updated_at = now()
+    WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+    RETURNING 1
+"""
+_FINISH = text(
+    """
+    UPDATE import_jobs SET
+        status = CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE :status END,
+        error = coalesce(:error, error), finished_at = now(),
+        report = coalesce(:report, report), records_done = coalesce(:records, records_done),
+        records_ingested = coalesce(:inserted, records_ingested),
+        duplicates = coalesce(:duplicates, duplicates), skipped = coalesce(:skipped, skipped),
+        format_detected = coalesce(:formats, format_detected),
+        earliest_played_at = coalesce(:earliest, earliest_played_at),
+        latest_played_at = coalesce(:latest, latest_played_at),
+        bytes_done = CASE WHEN :status = 'success' THEN coalesce(file_size_bytes, bytes_done)
+                          ELSE bytes_done END,
+        lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = :id AND lease_owner = :owner AND status IN ('running', 'cancelled')
+    RETURNING status, storage_path
+    """
+).bindparams(
+    bindparam("status", type_=String),
+    bindparam("error", type_=String),
+    bindparam("report", type_=JSONB),
+    bindparam("records", type_=BigInteger),
+    bindparam("inserted", type_=BigInteger),
+    bindparam("duplicates", type_=BigInteger),
+    bindparam("skipped", type_=JSONB),
+    bindparam("formats", type_=String),
+    bindparam("earliest", type_=DateTime(timezone=True)),
+    bindparam("latest", type_=DateTime(timezone=True)),
+)
+_REQUEUE = text(
+    """
+    UPDATE import_jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+        attempts = greatest(attempts - 1, 0)
+    WHERE id = :id AND lease_owner = :owner AND status = 'running'
+    """
+)
+
+
+@dataclass(frozen=True)
+class ClaimedImport:
+    job_id: uuid.UUID
+    user_id: uuid.UUID
+    path: Path
+    owner: str
+    attempt: int
+
+
+async def claim(
+    engine: AsyncEngine, owner: str, lease: timedelta, max_attempts: int
+) -> ClaimedImport | None:
+    """Give up on jobs that cannot finish, then claim the oldest runnable one."""
+    async with engine.begin() as connection:
+        for (path,) in await connection.execute(_GIVE_UP, {"max_attempts": max_attempts}):
+            delete_upload(path)
+        for (path,) in await connection.execute(_ORPHANED_CANCELS):
+            delete_upload(path)
+        row = (
+            await connection.execute(
+                _CLAIM, {"owner": owner, "lease": lease, "max_attempts": max_attempts}
+            )
+        ).first()
+    if row is None:
+        return None
+    return ClaimedImport(row.id, row.user_id, Path(row.storage_path), owner, row.attempts)
+
+
+class JobHooks:
+    """Writes a job's progress and report; stops the import when the job is not ours."""
+
+    def __init__(
+        self, engine: AsyncEngine, job: ClaimedImport, lease: timedelta, stop: threading.Event
+    ) -> None:
+        self.engine = engine
+        self.job = job
+        self.lease = lease
+        # Set when the worker shuts down: the job goes back to pending for another one.
+        self.stop = stop
+
+    async def member_stored(
+        self, connection: asyncpg.Connection, member: MemberReport, so_far: list[MemberReport]
+    ) -> None:
+        report = ImportReport.build(so_far, ignored=[], elapsed_s=0.0)
+        ok = await connection.fetchval(
+            _MEMBER_STORED,
+            self.job.job_id,
+            self.job.owner,
+            report.plays_inserted,
+            report.duplicates,
+            json.dumps(report.skipped),
+            report.model_dump_json(),
+            ",".join(report.formats) or None,
+            report.earliest,
+            report.latest,
+            self.lease,
+        )
+        if not ok:
+            raise ImportCancelled("the job was cancelled or handed to another worker")
+
+    async def progress(self, progress: Progress) -> None:
+        if self.stop.is_set():
+            raise ImportCancelled("the collector is stopping")
+        async with self.engine.connect() as wrapper:
+            raw = await wrapper.get_raw_connection()
+            connection: asyncpg.Connection = raw.driver_connection
+            ok = await connection.fetchval(
+                _PROGRESS,
+                self.job.job_id,
+                self.job.owner,
+                progress.bytes_done,
+                progress.records_done,
+                progress.plays_inserted,
+                self.lease,
+            )
+        if not ok:
+            raise ImportCancelled("the job was cancelled or handed to another worker")
+
+
+async def finish(
+    engine: AsyncEngine,
+    job: ClaimedImport,
+    report: ImportReport | None,
+    *,
+    error: str | None = None,
+    status: str | None = None,
+) -> str | None:
+    """Record the end of a job and delete its upload; returns the final status.
+
+    Without a report (the import was refused or stopped) the counts written by the
+    members already stored stay as they are."""
+    values: dict[str, Any] = {
+        "id": job.job_id,
+        "owner": job.owner,
+        "status": status or (report.status if report else "error"),
+        "error": error or (report.error if report else None),
+        "report": None,
+        "records": None,
+        "inserted": None,
+        "duplicates": None,
+        "skipped": None,
+        "formats": None,
+        "earliest": None,
+        "latest": None,
+    }
+    if report is not None:
+        values |= {
+            "report": report.model_dump(mode="json"),
+            "records": report.records_seen,
+            "inserted": report.plays_inserted,
+            "duplicates": report.duplicates,
+            "skipped": report.skipped,
+            "formats": ",".join(report.formats) or None,
+            "earliest": report.earliest,
+            "latest": report.latest,
+        }
+    async with engine.begin() as connection:
+        row = (await connection.execute(_FINISH, values)).first()
+    if row is None:
+        return None
+    # Only an upload is ours to delete: a command-line import reads the user's own file.
+    delete_upload(row.storage_path)
+    return str(row.status)
+
+
+async def requeue(engine: AsyncEngine, job: ClaimedImport) -> None:
+    """Hand a job back unfinished (the worker is stopping); the next run resumes it."""
+    async with engine.begin() as connection:
+        await connection.execute(_REQUEUE, {"id": job.job_id, "owner": job.owner})
+
+
+def delete_upload(path: str | None) -> None:
+    if not path:
+        return
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not delete an import upload: %s", type(exc).__name__)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    status: str | None
+    report: ImportReport | None
+    error: str | None = None
+
+
+async def run_job(
+    engine: AsyncEngine, job: ClaimedImport, settings: ImportSettings, hooks: JobHooks
+) -> JobOutcome:
+    """Run a claimed job to its end, or back to pending when its worker is stopping."""
+    try:
+        report = await import_export(
+            engine, job.user_id, job.path, settings, job_id=job.job_id, hooks=hooks
+        )
+    except ImportCancelled as exc:
+        if hooks.stop.is_set():
+            await requeue(engine, job)
+            return JobOutcome("pending", None, str(exc))
+        return JobOutcome(await finish(engine, job, None, status="cancelled"), None, str(exc))
+    except AppError as exc:
+        return JobOutcome(await finish(engine, job, None, error=exc.message), None, exc.message)
+    except OSError as exc:
+        error = f"the upload cannot be read ({exc})"
+        return JobOutcome(await finish(engine, job, None, error=error), None, error)
+    return JobOutcome(await finish(engine, job, report), report, report.error)

@@ -1,0 +1,251 @@
+"""Bulk loading of one history member: COPY into a staging table, catalog rows, the
+cross-source rule, then one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` into plays.
+
+Everything of a member happens in one transaction on one connection, so a member is
+stored whole or not at all. The staging tables are temporary and empty themselves at
+commit.
+"""
+
+from __future__ import annotations
+
+import bisect
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from playlog.exports.archive import Format
+from playlog.exports.records import STAGE_COLUMNS, Item
+from playlog.history.identity import MAX_MATCH_WINDOW, PlayIdentity, same_play
+from playlog.history.locks import LOCK_SQL, history_lock_key
+
+SOURCE = "import_zip"
+# extended > account data > API (DESIGN §6): the richer row of a play is kept.
+_RICHNESS = {("import_zip", "extended"): 3, ("import_zip", "account_data"): 2}
+
+_CREATE_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS import_stage (
+    played_at timestamptz NOT NULL,
+    track_id text NOT NULL,
+    ms_played integer,
+    reason_start text,
+    reason_end text,
+    shuffle boolean,
+    skipped boolean,
+    offline boolean,
+    incognito boolean,
+    sensitive jsonb,
+    context_uri text,
+    skip boolean NOT NULL DEFAULT false
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS import_items (
+    track_id text NOT NULL,
+    kind text NOT NULL,
+    name text NOT NULL,
+    album_name text,
+    show_name text,
+    uri text,
+    artist_id text,
+    artist_name text
+) ON COMMIT DELETE ROWS;
+"""
+ITEM_COLUMNS = (
+    "track_id",
+    "kind",
+    "name",
+    "album_name",
+    "show_name",
+    "uri",
+    "artist_id",
+    "artist_name",
+)
+
+_INSERT_CATALOG = (
+    """
+    INSERT INTO artists (artist_id, name)
+    SELECT DISTINCT ON (artist_id) artist_id, artist_name FROM import_items
+    WHERE artist_id IS NOT NULL ORDER BY artist_id
+    ON CONFLICT DO NOTHING
+    """,
+    """
+    INSERT INTO tracks (track_id, kind, name, album_name, show_name, uri, source)
+    SELECT track_id, kind, name, album_name, show_name, uri, 'import_zip' FROM import_items
+    ORDER BY track_id
+    ON CONFLICT DO NOTHING
+    """,
+    # A track the API stored first keeps its own primary artist (position 0 is taken).
+    """
+    INSERT INTO track_artists (track_id, artist_id, position)
+    SELECT track_id, artist_id, 0 FROM import_items
+    WHERE artist_id IS NOT NULL ORDER BY track_id
+    ON CONFLICT DO NOTHING
+    """,
+)
+# Stored plays of other sources or formats that may record the same playbacks.
+_CANDIDATES = """
+    SELECT p.id, p.played_at, p.track_id, p.source, p.source_format, t.name,
+           coalesce(a.name, t.show_name)
+    FROM plays p
+    JOIN tracks t ON t.track_id = p.track_id
+    LEFT JOIN track_artists l ON l.track_id = p.track_id AND l.position = 0
+    LEFT JOIN artists a ON a.artist_id = l.artist_id
+    WHERE p.user_id = $1 AND p.played_at BETWEEN $2 AND $3
+      AND NOT (p.source = 'import_zip' AND p.source_format IS NOT DISTINCT FROM $4)
+"""
+_STAGED_NEAR = """
+    SELECT DISTINCT s.played_at, s.track_id, t.name, coalesce(a.name, t.show_name)
+    FROM import_stage s
+    JOIN tracks t ON t.track_id = s.track_id
+    LEFT JOIN track_artists l ON l.track_id = s.track_id AND l.position = 0
+    LEFT JOIN artists a ON a.artist_id = l.artist_id
+    WHERE s.played_at BETWEEN $2 AND $3
+      AND NOT EXISTS (SELECT 1 FROM plays p
+                      WHERE p.user_id = $1 AND p.played_at = s.played_at
+                        AND p.track_id = s.track_id)
+"""
+_SKIP = """
+    UPDATE import_stage s SET skip = true
+    FROM unnest($1::timestamptz[], $2::text[]) AS k(played_at, track_id)
+    WHERE s.played_at = k.played_at AND s.track_id = k.track_id
+"""
+# The poorer row goes; the richer one inherits what only the poorer knew (the context).
+_REPLACE = """
+    WITH gone AS (
+        DELETE FROM plays p
+        USING unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS r(id, played_at, track_id)
+        WHERE p.id = r.id
+        RETURNING r.played_at, r.track_id, p.context_uri
+    )
+    UPDATE import_stage s SET context_uri = gone.context_uri
+    FROM gone WHERE s.played_at = gone.played_at AND s.track_id = gone.track_id
+"""
+_INSERT_PLAYS = """
+    INSERT INTO plays (user_id, played_at, track_id, ms_played, context_uri, source,
+                       source_format, reason_start, reason_end, shuffle, skipped, offline,
+                       incognito, sensitive)
+    SELECT $1, played_at, track_id, ms_played, context_uri, 'import_zip', $2, reason_start,
+           reason_end, shuffle, skipped, offline, incognito, sensitive
+    FROM import_stage WHERE NOT skip
+    ON CONFLICT DO NOTHING
+"""
+
+
+@dataclass
+class MemberCounts:
+    staged: int = 0
+    inserted: int = 0
+    # Plays another source or format had stored already: skipped, or replacing a poorer row.
+    cross_source: int = 0
+    replaced: int = 0
+
+    @property
+    def new_plays(self) -> int:
+        return self.inserted - self.replaced
+
+    @property
+    def duplicates(self) -> int:
+        """Rows whose exact play (same end time, same item) was stored already."""
+        return self.staged - self.inserted - (self.cross_source - self.replaced)
+
+
+async def prepare(connection: asyncpg.Connection) -> None:
+    await connection.execute(_CREATE_STAGING)
+
+
+async def lock_history(connection: asyncpg.Connection, user_id: uuid.UUID) -> None:
+    await connection.execute(LOCK_SQL, *history_lock_key(user_id))
+
+
+async def stage(connection: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    await connection.copy_records_to_table("import_stage", records=rows, columns=STAGE_COLUMNS)
+
+
+async def store(
+    connection: asyncpg.Connection,
+    user_id: uuid.UUID,
+    family: Format,
+    items: Sequence[Item],
+    counts: MemberCounts,
+    span: tuple[datetime, datetime] | None,
+) -> None:
+    """Store the staged member: catalog first, then plays under the cross-source rule."""
+    if items:
+        await connection.copy_records_to_table("import_items", records=items, columns=ITEM_COLUMNS)
+        for statement in _INSERT_CATALOG:
+            await connection.execute(statement)
+    if span is None:
+        return
+    await _apply_cross_source(connection, user_id, family, span, counts)
+    status = await connection.execute(_INSERT_PLAYS, user_id, family)
+    counts.inserted = int(status.rsplit(" ", 1)[-1])
+
+
+async def _apply_cross_source(
+    connection: asyncpg.Connection,
+    user_id: uuid.UUID,
+    family: Format,
+    span: tuple[datetime, datetime],
+    counts: MemberCounts,
+) -> None:
+    start, end = span[0] - MAX_MATCH_WINDOW, span[1] + MAX_MATCH_WINDOW
+    candidates = await connection.fetch(_CANDIDATES, user_id, start, end, family)
+    if not candidates:
+        return
+    stored = [PlayIdentity(r[1], r[2], r[6], r[5], r[3], r[4]) for r in candidates]
+    staged_rows = await connection.fetch(
+        _STAGED_NEAR,
+        user_id,
+        min(row.played_at for row in stored) - MAX_MATCH_WINDOW,
+        max(row.played_at for row in stored) + MAX_MATCH_WINDOW,
+    )
+    staged = [PlayIdentity(r[0], r[1], r[3], r[2], SOURCE, family) for r in staged_rows]
+    pairs = _match(staged, stored)
+    skip: list[PlayIdentity] = []
+    replace: list[tuple[int, PlayIdentity]] = []
+    for i, j in pairs:
+        if _RICHNESS[(SOURCE, family)] > _RICHNESS.get(
+            (stored[j].source, stored[j].source_format or ""), 1
+        ):
+            replace.append((candidates[j][0], staged[i]))
+        else:
+            skip.append(staged[i])
+    if skip:
+        await connection.execute(
+            _SKIP, [row.played_at for row in skip], [row.track_id for row in skip]
+        )
+    if replace:
+        await connection.execute(
+            _REPLACE,
+            [play_id for play_id, _ in replace],
+            [row.played_at for _, row in replace],
+            [row.track_id for _, row in replace],
+        )
+    counts.cross_source = len(pairs)
+    counts.replaced = len(replace)
+
+
+def _match(staged: list[PlayIdentity], stored: list[PlayIdentity]) -> list[tuple[int, int]]:
+    """One-to-one pairs of the same playback, nearest in time first: a stored row stands
+    for one playback, so a replay within the window is still recorded."""
+    order = sorted(range(len(stored)), key=lambda j: stored[j].played_at)
+    times = [stored[j].played_at for j in order]
+    pairs = []
+    for i, row in enumerate(staged):
+        low = bisect.bisect_left(times, row.played_at - MAX_MATCH_WINDOW)
+        high = bisect.bisect_right(times, row.played_at + MAX_MATCH_WINDOW)
+        for j in order[low:high]:
+            if same_play(row, stored[j]):
+                pairs.append((abs(row.played_at - stored[j].played_at), i, j))
+    pairs.sort()
+    used_staged: set[int] = set()
+    used_stored: set[int] = set()
+    matched = []
+    for _, i, j in pairs:
+        if i not in used_staged and j not in used_stored:
+            used_staged.add(i)
+            used_stored.add(j)
+            matched.append((i, j))
+    return matched

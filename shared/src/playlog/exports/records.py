@@ -1,0 +1,234 @@
+"""Export records to staged plays: identity, time, behaviour fields, skip reasons.
+
+One :class:`MemberRows` collects a member's plays as tuples in :data:`STAGE_COLUMNS`
+order (ready for COPY) plus the catalog items first seen in it. A record that cannot be
+a play is counted under a reason and never stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from playlog.exports.archive import Format
+from playlog.history.identity import local_artist_id, local_track_id
+
+STAGE_COLUMNS = (
+    "played_at",
+    "track_id",
+    "ms_played",
+    "reason_start",
+    "reason_end",
+    "shuffle",
+    "skipped",
+    "offline",
+    "incognito",
+    "sensitive",
+)
+# Extended-history fields that identify a person or a device (DESIGN §3).
+SENSITIVE_FIELDS = (
+    "ip_addr",
+    "ip_addr_decrypted",
+    "user_agent_decrypted",
+    "username",
+    "conn_country",
+    "platform",
+)
+
+# Skip reasons, as reported.
+NO_IDENTITY = "no_identity"
+BAD_TIMESTAMP = "bad_timestamp"
+INVALID_MS_PLAYED = "invalid_ms_played"
+NOT_AN_OBJECT = "not_an_object"
+
+# (track_id, kind, name, album_name, show_name, uri, artist_id, artist_name)
+Item = tuple[str, str, str, str | None, str | None, str | None, str | None, str | None]
+
+
+# Hashing names costs microseconds; exports name the same few thousand items over and over.
+_artist_id = lru_cache(maxsize=65_536)(local_artist_id)
+_track_id = lru_cache(maxsize=65_536)(local_track_id)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _flag(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # Both export families give UTC; account data without a zone designator.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _spotify_id(uri: str | None, kind: str) -> str | None:
+    prefix = f"spotify:{kind}:"
+    if uri and uri.startswith(prefix) and len(uri) > len(prefix):
+        return uri[len(prefix) :]
+    return None
+
+
+class MemberRows:
+    """Plays and new catalog items of one member, in memory for one batch at a time."""
+
+    def __init__(self, family: Format, known: set[str], *, keep_sensitive: bool) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.items: dict[str, Item] = {}
+        self.skipped: Counter[str] = Counter()
+        self.records = 0
+        self.earliest: datetime | None = None
+        self.latest: datetime | None = None
+        self._known = known
+        self._keep_sensitive = keep_sensitive
+        self.add: Callable[[Any], None] = (
+            self._add_extended if family == "extended" else self._add_account_data
+        )
+
+    def take_rows(self) -> list[tuple[Any, ...]]:
+        rows, self.rows = self.rows, []
+        return rows
+
+    def _item(self, item: Item) -> None:
+        if item[0] not in self._known and item[0] not in self.items:
+            self.items[item[0]] = item
+
+    def _stage(
+        self,
+        played_at: datetime,
+        track_id: str,
+        ms_played: int | None,
+        record: dict[str, Any],
+        extended: bool,
+    ) -> None:
+        if self.earliest is None or played_at < self.earliest:
+            self.earliest = played_at
+        if self.latest is None or played_at > self.latest:
+            self.latest = played_at
+        if not extended:
+            self.rows.append((played_at, track_id, ms_played, *((None,) * 7)))
+            return
+        sensitive = None
+        if self._keep_sensitive:
+            kept = {key: record[key] for key in SENSITIVE_FIELDS if record.get(key) is not None}
+            sensitive = json.dumps(kept) if kept else None
+        self.rows.append(
+            (
+                played_at,
+                track_id,
+                ms_played,
+                _text(record.get("reason_start")),
+                _text(record.get("reason_end")),
+                _flag(record.get("shuffle")),
+                _flag(record.get("skipped")),
+                _flag(record.get("offline")),
+                _flag(record.get("incognito_mode")),
+                sensitive,
+            )
+        )
+
+    def _common(
+        self, record: Any, time_key: str, ms_key: str
+    ) -> tuple[datetime, int | None] | None:
+        self.records += 1
+        if not isinstance(record, dict):
+            self.skipped[NOT_AN_OBJECT] += 1
+            return None
+        played_at = _time(record.get(time_key))
+        if played_at is None:
+            self.skipped[BAD_TIMESTAMP] += 1
+            return None
+        ms = record.get(ms_key)
+        if isinstance(ms, float) and ms.is_integer():
+            ms = int(ms)
+        if ms is not None and (type(ms) is not int or ms < 0 or ms > 2**31 - 1):
+            self.skipped[INVALID_MS_PLAYED] += 1
+            return None
+        return played_at, ms
+
+    def _add_extended(self, record: Any) -> None:
+        common = self._common(record, "ts", "ms_played")
+        if common is None:
+            return
+        item = _extended_item(record)
+        if item is None:
+            self.skipped[NO_IDENTITY] += 1
+            return
+        self._item(item)
+        self._stage(common[0], item[0], common[1], record, True)
+
+    def _add_account_data(self, record: Any) -> None:
+        common = self._common(record, "endTime", "msPlayed")
+        if common is None:
+            return
+        item = _account_item(record)
+        if item is None:
+            self.skipped[NO_IDENTITY] += 1
+            return
+        self._item(item)
+        self._stage(common[0], item[0], common[1], record, False)
+
+
+def _extended_item(record: dict[str, Any]) -> Item | None:
+    track_uri = _text(record.get("spotify_track_uri"))
+    track_name = _text(record.get("master_metadata_track_name"))
+    if track_uri or track_name:
+        artist = _text(record.get("master_metadata_album_artist_name"))
+        album = _text(record.get("master_metadata_album_album_name"))
+        spotify_id = _spotify_id(track_uri, "track")
+        if spotify_id is None and track_name is None:
+            return None
+        track_id = spotify_id or _track_id(artist, track_name, album)
+        uri = track_uri if spotify_id else None
+        return _music(track_id, track_name or spotify_id or "", album, uri, artist)
+    episode_uri = _text(record.get("spotify_episode_uri"))
+    episode_name = _text(record.get("episode_name"))
+    if episode_uri or episode_name:
+        show = _text(record.get("episode_show_name"))
+        return _spoken("episode", episode_uri, episode_name, show)
+    chapter_uri = _text(record.get("audiobook_chapter_uri"))
+    chapter = _text(record.get("audiobook_chapter_title"))
+    if chapter_uri or chapter:
+        book = _text(record.get("audiobook_title"))
+        return _spoken("audiobook", chapter_uri, chapter or book, book)
+    return None
+
+
+def _account_item(record: dict[str, Any]) -> Item | None:
+    if "podcastName" in record or "episodeName" in record:
+        show = _text(record.get("podcastName"))
+        episode = _text(record.get("episodeName"))
+        return _spoken("episode", None, episode, show) if episode else None
+    track_name = _text(record.get("trackName"))
+    if track_name is None:
+        return None
+    artist = _text(record.get("artistName"))
+    return _music(_track_id(artist, track_name, None), track_name, None, None, artist)
+
+
+def _music(
+    track_id: str, name: str, album: str | None, uri: str | None, artist: str | None
+) -> Item:
+    artist_id = _artist_id(artist) if artist else None
+    return (track_id, "track", name, album, None, uri, artist_id, artist)
+
+
+def _spoken(kind: str, uri: str | None, name: str | None, show: str | None) -> Item | None:
+    """A podcast episode or audiobook chapter; the show (or book) stands for the artist
+    when names are compared across sources."""
+    spotify_id = uri.rsplit(":", 1)[-1] if uri and uri.startswith("spotify:") else None
+    if spotify_id is None and name is None:
+        return None
+    track_id = spotify_id or _track_id(show, name, None)
+    return (track_id, kind, name or track_id, None, show, uri if spotify_id else None, None, show)

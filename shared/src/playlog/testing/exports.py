@@ -1,0 +1,128 @@
+"""Small Spotify export ZIPs for tests: records of both families and hostile archives."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+EXTENDED_DIR = "Spotify Extended Streaming History"
+ACCOUNT_DIR = "Spotify Account Data"
+Member = bytes | str | list[Any] | dict[str, Any]
+
+
+def track_play(
+    ts: str,
+    track_id: str | None = "4uLU6hMCjMI75M1A2tKUQC",
+    *,
+    name: str | None = "Never Gonna Give You Up",
+    artist: str | None = "Rick Astley",
+    album: str | None = "Whenever You Need Somebody",
+    ms_played: Any = 213_000,
+    **extra: Any,
+) -> dict[str, Any]:
+    """An extended-history music record, with every key a real one has."""
+    record: dict[str, Any] = {
+        "ts": ts,
+        "platform": "android",
+        "ms_played": ms_played,
+        "conn_country": "DE",
+        "ip_addr": "192.0.2.10",
+        "master_metadata_track_name": name,
+        "master_metadata_album_artist_name": artist,
+        "master_metadata_album_album_name": album,
+        "spotify_track_uri": f"spotify:track:{track_id}" if track_id else None,
+        "episode_name": None,
+        "episode_show_name": None,
+        "spotify_episode_uri": None,
+        "audiobook_title": None,
+        "audiobook_uri": None,
+        "audiobook_chapter_uri": None,
+        "audiobook_chapter_title": None,
+        "reason_start": "trackdone",
+        "reason_end": "trackdone",
+        "shuffle": False,
+        "skipped": False,
+        "offline": False,
+        "offline_timestamp": None,
+        "incognito_mode": False,
+    }
+    record.update(extra)
+    return record
+
+
+def episode_play(ts: str, episode_id: str, name: str, show: str, ms_played: int) -> dict[str, Any]:
+    return track_play(
+        ts,
+        None,
+        name=None,
+        artist=None,
+        album=None,
+        ms_played=ms_played,
+        episode_name=name,
+        episode_show_name=show,
+        spotify_episode_uri=f"spotify:episode:{episode_id}",
+    )
+
+
+def chapter_play(ts: str, chapter_id: str, chapter: str, book: str) -> dict[str, Any]:
+    return track_play(
+        ts,
+        None,
+        name=None,
+        artist=None,
+        album=None,
+        ms_played=600_000,
+        audiobook_title=book,
+        audiobook_uri="spotify:show:book",
+        audiobook_chapter_uri=f"spotify:episode:{chapter_id}",
+        audiobook_chapter_title=chapter,
+    )
+
+
+def account_play(
+    end_time: str, artist: str, track: str, ms_played: Any = 200_000
+) -> dict[str, Any]:
+    return {"endTime": end_time, "artistName": artist, "trackName": track, "msPlayed": ms_played}
+
+
+def write_zip(path: Path, members: Mapping[str, Member]) -> Path:
+    """A ZIP of ``members``: bytes and text as given, anything else as JSON."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            if isinstance(content, bytes):
+                data = content
+            elif isinstance(content, str):
+                data = content.encode("utf-8")
+            else:
+                data = json.dumps(content, ensure_ascii=False, indent=2).encode("utf-8")
+            archive.writestr(name, data)
+    return path
+
+
+def extended_member(index: int = 0) -> str:
+    return f"{EXTENDED_DIR}/Streaming_History_Audio_2023-2024_{index}.json"
+
+
+async def delete_users_and_their_catalog(engine: AsyncEngine, user_ids: list[Any]) -> None:
+    """Committed test users go with everything they own, including the catalog rows
+    (tracks and artists are shared, so they outlive their users otherwise) no one plays."""
+    async with engine.begin() as connection:
+        await connection.execute(text("DELETE FROM users WHERE id = ANY(:ids)"), {"ids": user_ids})
+        await connection.execute(
+            text(
+                "DELETE FROM tracks t WHERE NOT EXISTS "
+                "(SELECT 1 FROM plays p WHERE p.track_id = t.track_id)"
+            )
+        )
+        await connection.execute(
+            text(
+                "DELETE FROM artists a WHERE NOT EXISTS "
+                "(SELECT 1 FROM track_artists l WHERE l.artist_id = a.artist_id)"
+            )
+        )

@@ -1,0 +1,249 @@
+"""Reading export ZIPs: finding history, hostile archives, malformed members."""
+
+from __future__ import annotations
+
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from playlog.exports.archive import (
+    ExportArchive,
+    ExportRejected,
+    MemberFailed,
+    MemberRead,
+    classify,
+)
+from playlog.exports.records import MemberRows
+from playlog.settings import ImportSettings
+from playlog.testing.exports import (
+    ACCOUNT_DIR,
+    EXTENDED_DIR,
+    account_play,
+    extended_member,
+    track_play,
+    write_zip,
+)
+
+LIMITS = ImportSettings()
+
+
+def read_all(path: Path, limits: ImportSettings = LIMITS) -> dict[str, Any]:
+    """Every member's outcome: its records, or the reason it failed."""
+    outcome: dict[str, Any] = {}
+    with ExportArchive(path, limits) as archive:
+        for member in archive.members:
+            try:
+                outcome[member.name] = list(archive.records(member, MemberRead()))
+            except MemberFailed as exc:
+                outcome[member.name] = str(exc)
+    return outcome
+
+
+@pytest.mark.parametrize(
+    ("name", "family"),
+    [
+        ("Spotify Extended Streaming History/Streaming_History_Audio_2019-2020_3.json", "extended"),
+        ("a/b/c/streaming_history_audio_2024.json", "extended"),
+        ("MyData/endsong_0.json", "extended"),
+        ("MyData/StreamingHistory0.json", "account_data"),
+        ("Spotify Account Data/StreamingHistory_music_2.json", "account_data"),
+        ("Spotify Account Data/StreamingHistory_podcast_0.json", "account_data"),
+        ("Spotify Extended Streaming History/Streaming_History_Video_2019-2024.json", None),
+        ("__MACOSX/Spotify Extended Streaming History/._Streaming_History_Audio_2020_0.json", None),
+        ("Spotify Account Data/Userdata.json", None),
+        ("Spotify Account Data/Playlist1.json", None),
+        ("Spotify Extended Streaming History/ReadMeFirst_ExtendedStreamingHistory.pdf", None),
+    ],
+)
+def test_history_members_are_found_by_name_at_any_depth(name: str, family: str | None) -> None:
+    assert classify(name) == family
+
+
+def test_members_are_ordered_extended_first_and_numerically(tmp_path: Path) -> None:
+    path = write_zip(
+        tmp_path / "export.zip",
+        {
+            f"{ACCOUNT_DIR}/StreamingHistory_music_0.json": [
+                account_play("2024-01-01 10:00", "A", "B")
+            ],
+            extended_member(10): [track_play("2024-01-01T10:00:00Z")],
+            extended_member(2): [track_play("2024-01-01T10:00:00Z")],
+            f"{ACCOUNT_DIR}/Playlist1.json": {"playlists": []},
+        },
+    )
+    with ExportArchive(path, LIMITS) as archive:
+        assert [m.name for m in archive.members] == [
+            extended_member(2),
+            extended_member(10),
+            f"{ACCOUNT_DIR}/StreamingHistory_music_0.json",
+        ]
+        assert archive.ignored == [f"{ACCOUNT_DIR}/Playlist1.json"]
+
+
+def test_a_utf8_bom_is_stripped(tmp_path: Path) -> None:
+    body = '[{"ts": "2024-01-01T10:00:00Z", "ms_played": 1, "spotify_track_uri": "x"}]'
+    path = write_zip(tmp_path / "e.zip", {extended_member(): b"\xef\xbb\xbf" + body.encode()})
+    assert read_all(path)[extended_member()][0]["ms_played"] == 1
+
+
+def test_not_a_zip_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "e.zip"
+    path.write_bytes(b"%PDF-1.7 definitely not a zip")
+    with pytest.raises(ExportRejected, match="not a ZIP file"):
+        ExportArchive(path, LIMITS)
+
+
+def test_a_truncated_zip_is_rejected(tmp_path: Path) -> None:
+    path = write_zip(tmp_path / "e.zip", {extended_member(): [track_play("2024-01-01T10:00:00Z")]})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ExportRejected, match="truncated or damaged"):
+        ExportArchive(path, LIMITS)
+
+
+def test_a_zip_without_history_is_rejected(tmp_path: Path) -> None:
+    path = write_zip(
+        tmp_path / "e.zip",
+        {f"{ACCOUNT_DIR}/Userdata.json": {"username": "x"}, f"{ACCOUNT_DIR}/Playlist1.json": {}},
+    )
+    with pytest.raises(ExportRejected, match="no Spotify streaming history"):
+        ExportArchive(path, LIMITS)
+
+
+def test_an_encrypted_zip_is_rejected(tmp_path: Path) -> None:
+    path = write_zip(tmp_path / "e.zip", {extended_member(): [track_play("2024-01-01T10:00:00Z")]})
+    data = bytearray(path.read_bytes())
+    # Set the "encrypted" flag bit in the local and central headers (a password-protected
+    # archive; the stdlib cannot write one).
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = data.find(signature)
+        data[start + offset] |= 0x1
+    path.write_bytes(bytes(data))
+    with pytest.raises(ExportRejected, match="password-protected"):
+        ExportArchive(path, LIMITS)
+
+
+def test_a_zip_bomb_is_rejected_by_its_declared_ratio(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(extended_member(), b"[" + b" " * 20_000_000 + b"]")
+    with pytest.raises(ExportRejected, match="zip bomb"):
+        ExportArchive(path, LIMITS)
+
+
+def test_a_zip_bomb_lying_about_its_size_is_stopped_while_inflating(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.zip"
+    payload = b"[" + b" " * 5_000_000 + b"]"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(extended_member(), payload)
+    data = bytearray(path.read_bytes())
+    # Declare 1,000 bytes uncompressed in the central directory (offset 24 of its entry).
+    central = data.find(b"PK\x01\x02")
+    data[central + 24 : central + 28] = (1000).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    outcome = read_all(path)[extended_member()]
+    # zipfile stops at the declared size and its CRC check fails: the member is refused.
+    assert isinstance(outcome, str)
+
+
+def test_total_uncompressed_size_is_capped(tmp_path: Path) -> None:
+    path = write_zip(
+        tmp_path / "e.zip",
+        # Incompressible, so only the total trips, not the ratio.
+        {extended_member(i): b"[" + random.Random(i).randbytes(700_000) + b"]" for i in range(2)},
+    )
+    limits = ImportSettings(import_max_uncompressed_mb=1)
+    with pytest.raises(ExportRejected, match="IMPORT_MAX_UNCOMPRESSED_MB"):
+        ExportArchive(path, limits)
+
+
+def test_member_count_and_file_size_are_capped(tmp_path: Path) -> None:
+    path = write_zip(tmp_path / "e.zip", {f"junk/{i}.txt": "x" for i in range(20)})
+    with pytest.raises(ExportRejected, match="IMPORT_MAX_MEMBERS"):
+        ExportArchive(path, ImportSettings(import_max_members=10))
+    big = tmp_path / "big.zip"
+    big.write_bytes(b"PK\x03\x04" + b"\0" * (1024 * 1024 + 1))
+    with pytest.raises(ExportRejected, match="IMPORT_MAX_ZIP_SIZE_MB"):
+        ExportArchive(big, ImportSettings(import_max_zip_size_mb=1))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"this is not json", "not JSON"),
+        (b'{"ts": "2024-01-01T10:00:00Z"}', "found a JSON object"),
+        (b'[{"ts": "2024-01-01T10:00:00Z", "ms_played": 1}, {"ts": "2024-', "ends abruptly"),
+        (b'["a", "b"]', "found strings"),
+        (b'[{"ts": "x", "ms_played": 1}, oops]', "not valid JSON"),
+        (b'[{"name": "a playlist"}]', "do not look like Spotify streaming history"),
+        (b'[{"ts": "2024-01-01T10:00:00Z", "ms_played": 1}] trailing', "after the JSON array"),
+        (b"", "empty"),
+        (b"\xff\xfe[\x00{\x00", "not JSON"),
+    ],
+)
+def test_malformed_members_fail_with_a_clear_reason(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = write_zip(tmp_path / "e.zip", {extended_member(): content})
+    outcome = read_all(path)[extended_member()]
+    assert isinstance(outcome, str)
+    assert message in outcome
+
+
+def test_records_become_rows_or_counted_skips() -> None:
+    rows = MemberRows("extended", set(), keep_sensitive=False)
+    for record in (
+        track_play("2024-01-01T10:00:00Z"),
+        track_play("2024-13-45T25:61:00Z"),
+        track_play("not a date"),
+        track_play("2024-01-01T10:05:00Z", ms_played="213000"),
+        track_play("2024-01-01T10:06:00Z", ms_played=-5),
+        track_play("2024-01-01T10:07:00Z", None, name=None, artist=None, album=None),
+        "a string, not a record",
+        track_play("2024-01-01T10:08:00Z", ms_played=None),
+    ):
+        rows.add(record)
+    assert rows.records == 8
+    assert dict(rows.skipped) == {
+        "bad_timestamp": 2,
+        "invalid_ms_played": 2,
+        "no_identity": 1,
+        "not_an_object": 1,
+    }
+    assert [(row[1], row[2]) for row in rows.rows] == [
+        ("4uLU6hMCjMI75M1A2tKUQC", 213_000),
+        ("4uLU6hMCjMI75M1A2tKUQC", None),
+    ]
+    # No sensitive field travels unless asked for.
+    assert all(row[-1] is None for row in rows.rows)
+
+
+def test_sensitive_fields_are_kept_only_when_asked() -> None:
+    rows = MemberRows("extended", set(), keep_sensitive=True)
+    rows.add(track_play("2024-01-01T10:00:00Z", username="someone"))
+    assert rows.rows[0][-1] == (
+        '{"ip_addr": "192.0.2.10", "username": "someone", "conn_country": "DE", '
+        '"platform": "android"}'
+    )
+
+
+def test_account_data_rows_use_names_and_minutes() -> None:
+    rows = MemberRows("account_data", set(), keep_sensitive=False)
+    rows.add(account_play("2024-01-15 10:30", "Sigur Rós", "Hoppípolla"))
+    rows.add(
+        {
+            "endTime": "2024-01-15 11:30",
+            "podcastName": "Show",
+            "episodeName": "Ep 1",
+            "msPlayed": 100,
+        }
+    )
+    music = rows.rows[0]
+    assert music[0].isoformat() == "2024-01-15T10:30:00+00:00"
+    assert music[1].startswith("local:")
+    kinds = {item[1] for item in rows.items.values()}
+    assert kinds == {"track", "episode"}
+    assert EXTENDED_DIR  # both folder names are what real exports use

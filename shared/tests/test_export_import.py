@@ -1,0 +1,290 @@
+"""Importing exports into PostgreSQL: counts, kinds, re-imports, atomic members, and the
+cross-source rule against polled plays and the other export family."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from playlog.db.models import Play, Track
+from playlog.errors import NotFound
+from playlog.exports.importer import import_export
+from playlog.settings import ImportSettings
+from playlog.testing.exports import (
+    ACCOUNT_DIR,
+    account_play,
+    chapter_play,
+    delete_users_and_their_catalog,
+    episode_play,
+    extended_member,
+    track_play,
+    write_zip,
+)
+
+SETTINGS = ImportSettings()
+
+
+@pytest_asyncio.fixture
+async def user_id(db_engine: AsyncEngine) -> AsyncIterator[uuid.UUID]:
+    """A committed user (imports commit per member); deleted with everything it owns."""
+    async with db_engine.begin() as connection:
+        created = await connection.execute(
+            text("INSERT INTO users (display_name) VALUES ('importer') RETURNING id")
+        )
+        new_id: uuid.UUID = created.scalar_one()
+    yield new_id
+    await delete_users_and_their_catalog(db_engine, [new_id])
+
+
+async def plays_of(engine: AsyncEngine, user: uuid.UUID) -> list[Any]:
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            select(
+                Play.played_at,
+                Play.track_id,
+                Play.source,
+                Play.source_format,
+                Play.ms_played,
+                Play.sensitive,
+                Play.context_uri,
+            )
+            .where(Play.user_id == user)
+            .order_by(Play.played_at)
+        )
+        return list(result.all())
+
+
+def at(text_: str) -> datetime:
+    return datetime.fromisoformat(text_).replace(tzinfo=UTC)
+
+
+async def test_an_extended_export_is_imported_with_every_kind(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    first = [
+        track_play("2024-01-01T10:00:00Z"),
+        track_play(
+            "2024-01-01T10:04:00Z",
+            "0VjIjW4GlUZAMYd2vXMi3b",
+            name="Blinding Lights",
+            artist="The Weeknd",
+            ms_played=0,
+        ),
+        episode_play(
+            "2024-01-01T11:00:00Z",
+            "512ojhOuo1ktJprKbVcKyQ",
+            "Ep. 1 - Ünïcode 🎙",
+            "A Show",
+            1_800_000,
+        ),
+        chapter_play("2024-01-01T12:00:00Z", "7ouMYWpwJ422jRcDASZB7P", "Chapter 1", "A Book"),
+        track_play("2024-01-01T12:10:00Z", None, name="My Demo", artist="Me", album="Tapes"),
+        track_play("2024-01-01T12:20:00Z", None, name=None, artist=None, album=None),
+    ]
+    # The first row again (a repeat across files), and a new one.
+    second = [track_play("2024-01-01T10:00:00Z"), track_play("2024-01-02T09:00:00Z")]
+    path = write_zip(
+        tmp_path / "export.zip",
+        {
+            extended_member(0): first,
+            extended_member(1): second,
+            "Spotify Extended Streaming History/Streaming_History_Video_2024.json": [
+                track_play("2024-01-03T10:00:00Z")
+            ],
+        },
+    )
+    report = await import_export(db_engine, user_id, path, SETTINGS)
+
+    assert (report.status, report.formats) == ("success", ["extended"])
+    assert (report.records_seen, report.plays_inserted, report.duplicates) == (8, 6, 1)
+    assert report.skipped == {"no_identity": 1}
+    assert (report.earliest, report.latest) == (at("2024-01-01 10:00"), at("2024-01-02 09:00"))
+    assert [f.records for f in report.files] == [6, 2]
+    stored = await plays_of(db_engine, user_id)
+    assert len(stored) == 6
+    assert {row.source for row in stored} == {"import_zip"}
+    assert all(row.sensitive is None for row in stored)
+    async with db_engine.connect() as connection:
+        kinds = dict(
+            (
+                await connection.execute(
+                    select(Track.track_id, Track.kind).where(
+                        Track.track_id.in_([row.track_id for row in stored])
+                    )
+                )
+            ).all()
+        )
+    assert sorted(kinds.values()) == ["audiobook", "episode", "track", "track", "track"]
+    assert kinds["512ojhOuo1ktJprKbVcKyQ"] == "episode"
+    assert any(track_id.startswith("local:") for track_id in kinds)
+
+    again = await import_export(db_engine, user_id, path, SETTINGS)
+    assert (again.plays_inserted, again.duplicates, again.records_seen) == (0, 7, 8)
+    assert {f.status for f in again.files} == {"already_imported"}
+    assert len(await plays_of(db_engine, user_id)) == 6
+
+
+async def test_the_same_records_in_another_file_add_nothing(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    records = [track_play(f"2024-02-01T10:0{i}:00Z") for i in range(5)]
+    one = write_zip(tmp_path / "one.zip", {extended_member(0): records})
+    # Same plays, split differently: no digest matches, the unique key does the work.
+    two = write_zip(
+        tmp_path / "two.zip", {extended_member(0): records[:2], extended_member(1): records[2:]}
+    )
+    assert (await import_export(db_engine, user_id, one, SETTINGS)).plays_inserted == 5
+    again = await import_export(db_engine, user_id, two, SETTINGS)
+    assert (again.plays_inserted, again.duplicates) == (0, 5)
+    assert {f.status for f in again.files} == {"imported"}
+
+
+async def test_sensitive_fields_are_stored_only_when_kept(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    path = write_zip(tmp_path / "e.zip", {extended_member(): [track_play("2024-03-01T10:00:00Z")]})
+    await import_export(db_engine, user_id, path, ImportSettings(import_keep_sensitive_fields=True))
+    (row,) = await plays_of(db_engine, user_id)
+    assert row.sensitive == {"ip_addr": "192.0.2.10", "conn_country": "DE", "platform": "android"}
+
+
+async def test_a_failing_member_is_skipped_whole_and_named(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    good = [track_play("2024-04-01T10:00:00Z")]
+    # 20,000 valid records (more than one staging batch) and then a cut-off end.
+    many = ",".join(
+        f'{{"ts": "2024-05-01T00:00:00Z", "ms_played": {i}, "spotify_track_uri": '
+        f'"spotify:track:{i:022d}", "master_metadata_track_name": "t"}}'
+        for i in range(20_000)
+    )
+    path = write_zip(
+        tmp_path / "e.zip",
+        {extended_member(0): good, extended_member(1): "[" + many + ', {"ts": "2024-'},
+    )
+    report = await import_export(db_engine, user_id, path, SETTINGS)
+    assert report.status == "partial"
+    failed = report.files[1]
+    assert (failed.name, failed.status) == (extended_member(1), "failed")
+    assert "ends abruptly" in str(failed.error)
+    assert len(await plays_of(db_engine, user_id)) == 1
+
+
+async def test_an_unknown_user_is_refused(db_engine: AsyncEngine, tmp_path: Path) -> None:
+    path = write_zip(tmp_path / "e.zip", {extended_member(): [track_play("2024-03-01T10:00:00Z")]})
+    with pytest.raises(NotFound, match="no user"):
+        await import_export(db_engine, uuid.uuid4(), path, SETTINGS)
+
+
+async def test_too_many_records_stop_the_import(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    records = [track_play(f"2024-02-01T10:{i:02d}:00Z") for i in range(30)]
+    path = write_zip(tmp_path / "e.zip", {extended_member(): records})
+    with pytest.raises(Exception, match="IMPORT_MAX_RECORDS"):
+        await import_export(db_engine, user_id, path, ImportSettings(import_max_records=10))
+    assert await plays_of(db_engine, user_id) == []
+
+
+async def _poll(engine: AsyncEngine, user: uuid.UUID, played_at: str, track_id: str) -> None:
+    """A play as the collector stores it from the API (no ms_played, a context)."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO tracks (track_id, name, source) VALUES (:t, 'Never Gonna Give You Up',"
+                " 'spotify_api') ON CONFLICT DO NOTHING"
+            ),
+            {"t": track_id},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO plays (user_id, played_at, track_id, source, context_uri) "
+                "VALUES (:u, :p, :t, 'spotify_api', 'spotify:playlist:abc')"
+            ),
+            {"u": user, "p": at(played_at), "t": track_id},
+        )
+
+
+async def test_export_rows_replace_polled_rows_of_the_same_play(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    track = "4uLU6hMCjMI75M1A2tKUQC"
+    await _poll(db_engine, user_id, "2024-06-01 10:00:03", track)
+    await _poll(db_engine, user_id, "2024-06-01 12:00:00", track)  # not in the export
+    path = write_zip(
+        tmp_path / "e.zip",
+        {
+            extended_member(): [
+                track_play("2024-06-01T10:00:00Z", track),  # the polled play, 3 s apart
+                track_play("2024-06-01T10:04:00Z", track),  # a replay: a play of its own
+            ]
+        },
+    )
+    report = await import_export(db_engine, user_id, path, SETTINGS)
+    assert (report.plays_inserted, report.cross_source_duplicates, report.replaced) == (1, 1, 1)
+    stored = await plays_of(db_engine, user_id)
+    assert [(r.played_at, r.source, r.context_uri) for r in stored] == [
+        (at("2024-06-01 10:00:00"), "import_zip", "spotify:playlist:abc"),
+        (at("2024-06-01 10:04:00"), "import_zip", None),
+        (at("2024-06-01 12:00:00"), "spotify_api", "spotify:playlist:abc"),
+    ]
+
+
+async def test_account_data_meets_extended_history_of_the_same_plays(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    extended = [
+        track_play(
+            "2024-07-01T10:00:41Z", "6eTGxxQxiTFE6LfZHC33Wm", name="Hoppípolla", artist="Sigur Rós"
+        ),
+        track_play(
+            "2024-07-01T10:05:00Z",
+            "0VjIjW4GlUZAMYd2vXMi3b",
+            name="Blinding Lights",
+            artist="The Weeknd",
+        ),
+    ]
+    account = [
+        # Same play, minute precision, names only (and differently cased).
+        account_play("2024-07-01 10:00", "SIGUR RÓS", "hoppípolla"),
+        # A play the extended export does not have.
+        account_play("2024-07-01 18:00", "The Weeknd", "Blinding Lights"),
+    ]
+    path = write_zip(
+        tmp_path / "both.zip",
+        {f"{ACCOUNT_DIR}/StreamingHistory_music_0.json": account, extended_member(): extended},
+    )
+    report = await import_export(db_engine, user_id, path, SETTINGS)
+    assert report.formats == ["account_data", "extended"]
+    assert (report.plays_inserted, report.cross_source_duplicates, report.replaced) == (3, 1, 0)
+    stored = await plays_of(db_engine, user_id)
+    assert [r.source_format for r in stored] == ["extended", "extended", "account_data"]
+
+
+async def test_extended_history_replaces_account_data_imported_before(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    account = write_zip(
+        tmp_path / "account.zip",
+        {
+            f"{ACCOUNT_DIR}/StreamingHistory_music_0.json": [
+                account_play("2024-08-01 10:00", "Rick Astley", "Never Gonna Give You Up")
+            ]
+        },
+    )
+    extended = write_zip(
+        tmp_path / "extended.zip", {extended_member(): [track_play("2024-08-01T10:00:50Z")]}
+    )
+    await import_export(db_engine, user_id, account, SETTINGS)
+    report = await import_export(db_engine, user_id, extended, SETTINGS)
+    assert (report.plays_inserted, report.replaced) == (0, 1)
+    (row,) = await plays_of(db_engine, user_id)
+    assert (row.source_format, row.track_id) == ("extended", "4uLU6hMCjMI75M1A2tKUQC")
