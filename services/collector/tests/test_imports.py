@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from playlog.db.models import ImportJob, Play
 from playlog.exports import jobs
-from playlog.exports.importer import ImportCancelled, Progress, import_export
+from playlog.exports.importer import import_export
+from playlog.exports.jobs import ClaimedImport
 from playlog.exports.storage import upload_path
 from playlog.testing.exports import extended_member, track_play, write_zip
 from playlog.testing.factories import add_user
@@ -66,8 +67,28 @@ def settings(collector_settings: CollectorSettings, tmp_path: Path) -> Collector
     )
 
 
+async def expire_lease(sessions: Sessions, job_id: uuid.UUID) -> None:
+    """As if the job's worker had died: its lease ran out a second ago."""
+    async with sessions.begin() as session:
+        await session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id)
+            .values(lease_expires_at=func.now() - text("interval '1 second'"))
+        )
+
+
 def worker(settings: CollectorSettings, engine: AsyncEngine, sessions: Sessions) -> ImportWorker:
     return ImportWorker(settings, engine, sessions, settings.collector_id or "collector-test")
+
+
+class ThreadRecordingWorker(ImportWorker):
+    """Notes the thread each import runs on."""
+
+    threads: list[threading.Thread]
+
+    def _run_on_thread(self, job: ClaimedImport) -> str | None:
+        self.threads = [*getattr(self, "threads", []), threading.current_thread()]
+        return super()._run_on_thread(job)
 
 
 async def run_once(importer: ImportWorker) -> None:
@@ -80,15 +101,8 @@ async def test_a_pending_job_is_run_off_the_loop_and_its_upload_deleted(
     settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
 ) -> None:
     user_id, job_id, path = await queued_job(committed, settings.upload_dir)
-    importer = worker(settings, db_engine, committed)
-    await importer.tick(asyncio.Event())
-    assert importer.task is not None
-    # The loop stays responsive while the import works on its own thread.
-    ticks = 0
-    while not importer.task.done():
-        await asyncio.sleep(0.001)
-        ticks += 1
-    await importer.task
+    importer = ThreadRecordingWorker(settings, db_engine, committed, "collector-test")
+    await run_once(importer)
     job = await job_row(committed, job_id)
     assert (job.status, job.records_done, job.records_ingested, job.attempts) == (
         "success",
@@ -103,7 +117,9 @@ async def test_a_pending_job_is_run_off_the_loop_and_its_upload_deleted(
     assert job.lease_owner is None
     assert not path.exists()
     assert await play_count(committed, user_id) == 36
-    assert ticks > 0
+    # The import ran on a thread of its own, not on the collector's event loop.
+    assert importer.threads
+    assert threading.main_thread() not in importer.threads
 
 
 async def test_a_job_whose_worker_died_is_run_again_and_resumes(
@@ -112,19 +128,17 @@ async def test_a_job_whose_worker_died_is_run_again_and_resumes(
     user_id, job_id, path = await queued_job(
         committed, settings.upload_dir, status="running", attempts=1, lease_owner="dead/1"
     )
-    # The dead worker had stored every member before it died.
-    await import_export(db_engine, user_id, path, settings, job_id=job_id)
-    async with committed.begin() as session:
-        await session.execute(
-            update(ImportJob)
-            .where(ImportJob.id == job_id)
-            .values(lease_expires_at=func.now() - text("interval '1 second'"))
-        )
+    # The dead worker had stored the first of the three members before it died.
+    first_only = write_zip(path.with_name("first.zip"), dict(list(export_records().items())[:1]))
+    await import_export(db_engine, user_id, first_only, settings, job_id=job_id)
+    assert await play_count(committed, user_id) == 12
+    await expire_lease(committed, job_id)
     await run_once(worker(settings, db_engine, committed))
     job = await job_row(committed, job_id)
     assert (job.status, job.attempts) == ("success", 2)
-    # Counted as this job's own work, not as duplicates of some other import.
+    # The first member is skipped, yet counted as this job's own work, not as duplicates.
     assert job.report is not None
+    assert [f["status"] for f in job.report["files"]] == ["imported"] * 3
     assert (job.report["plays_inserted"], job.report["duplicates"]) == (36, 0)
     assert await play_count(committed, user_id) == 36
 
@@ -135,12 +149,7 @@ async def test_a_job_that_keeps_dying_is_given_up(
     _, job_id, path = await queued_job(
         committed, settings.upload_dir, status="running", attempts=3, lease_owner="dead/1"
     )
-    async with committed.begin() as session:
-        await session.execute(
-            update(ImportJob)
-            .where(ImportJob.id == job_id)
-            .values(lease_expires_at=func.now() - text("interval '1 second'"))
-        )
+    await expire_lease(committed, job_id)
     importer = worker(settings, db_engine, committed)
     await importer.tick(asyncio.Event())
     job = await job_row(committed, job_id)
@@ -153,7 +162,7 @@ async def test_a_cancelled_running_job_stops_and_deletes_its_upload(
     settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
 ) -> None:
     user_id, job_id, path = await queued_job(committed, settings.upload_dir)
-    claimed = await jobs.claim(db_engine, "w/1", settings.collector_lease, 3)
+    claimed = await jobs.claim(db_engine, "w/1", settings.collector_lease, 3, settings.upload_dir)
     assert claimed is not None
     assert claimed.job_id == job_id
     async with committed.begin() as session:
@@ -172,18 +181,20 @@ async def test_a_cancelled_running_job_stops_and_deletes_its_upload(
 async def test_a_stopping_worker_hands_its_job_back(
     settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
 ) -> None:
-    _, job_id, path = await queued_job(committed, settings.upload_dir)
-    claimed = await jobs.claim(db_engine, "w/1", settings.collector_lease, 3)
+    user_id, job_id, path = await queued_job(committed, settings.upload_dir)
+    claimed = await jobs.claim(db_engine, "w/1", settings.collector_lease, 3, settings.upload_dir)
     assert claimed is not None
     stop = threading.Event()
     stop.set()
     hooks = jobs.JobHooks(db_engine, claimed, settings.collector_lease, stop)
-    with pytest.raises(ImportCancelled):
-        await hooks.progress(Progress(0, 1, 0, 0))
-    await jobs.requeue(db_engine, claimed)
+    outcome = await jobs.run_job(db_engine, claimed, settings, hooks)
+    assert outcome.status == "pending"
     job = await job_row(committed, job_id)
+    # A graceful stop is not a failed attempt; the upload stays for the next run.
     assert (job.status, job.attempts, job.lease_owner) == ("pending", 0, None)
     assert path.exists()
+    # The member in flight was not committed.
+    assert await play_count(committed, user_id) == 0
 
 
 async def test_zips_dropped_into_the_watch_dir_are_imported(

@@ -62,7 +62,11 @@ class ImportWorker:
             return
         owner = f"{self.worker_id}/{uuid.uuid4().hex[:8]}"
         job = await jobs.claim(
-            self.engine, owner, self.settings.collector_lease, self.settings.import_max_attempts
+            self.engine,
+            owner,
+            self.settings.collector_lease,
+            self.settings.import_max_attempts,
+            self.settings.upload_dir,
         )
         if job is not None:
             self.task = asyncio.create_task(self._run(job), name=f"import:{job.job_id}")
@@ -116,14 +120,15 @@ class ImportWorker:
                 log.exception("could not queue a dropped export")
 
     async def _queue_dropped(self, path: Path, user_id: uuid.UUID) -> None:
-        async with self.sessionmaker.begin() as session:
+        async with self.sessionmaker() as session:
             if await session.scalar(select(User.id).where(User.id == user_id)) is None:
                 self._warn_once(path, "belongs to no known user")
                 return
-            job_id = uuid.uuid4()
-            target = upload_path(self.settings.upload_dir, user_id, job_id)
-            size = await asyncio.to_thread(_move, path, target)
-            try:
+        job_id = uuid.uuid4()
+        target = upload_path(self.settings.upload_dir.absolute(), user_id, job_id)
+        size = await asyncio.to_thread(_move, path, target)
+        try:
+            async with self.sessionmaker.begin() as session:
                 session.add(
                     ImportJob(
                         id=job_id,
@@ -133,10 +138,10 @@ class ImportWorker:
                         file_size_bytes=size,
                     )
                 )
-                await session.flush()
-            except BaseException:
-                await asyncio.to_thread(_move, target, path)
-                raise
+        except BaseException:
+            # No job, so the file goes back where it was dropped (a failed commit too).
+            await asyncio.to_thread(_move, target, path)
+            raise
         log.info("queued a dropped export", extra={"user_id": str(user_id), "file": path.name})
 
     def _warn_once(self, path: Path, why: str) -> None:

@@ -22,7 +22,7 @@ from playlog.history.identity import (
     PlayIdentity,
     local_artist_id,
     local_track_id,
-    same_play,
+    match_one_to_one,
 )
 from playlog.history.locks import history_lock_key
 from playlog.spotify.models import PlayHistory
@@ -151,20 +151,9 @@ async def _without_known_plays(
         else:
             pending.append(index)
         seen.add(key)
-    # One stored export row stands for one playback, so it absorbs at most one item:
-    # pairs are matched nearest first, and a replay within the window is still recorded.
-    pairs = sorted(
-        (abs(row.played_at - identities[i].played_at), i, j)
-        for i in pending
-        for j, row in enumerate(stored)
-        if row.source != SOURCE and same_play(row, identities[i])
-    )
-    matched_items: set[int] = set()
-    matched_rows: set[int] = set()
-    for _, i, j in pairs:
-        if i not in matched_items and j not in matched_rows:
-            matched_items.add(i)
-            matched_rows.add(j)
+    exports = [row for row in stored if row.source != SOURCE]
+    pairs = match_one_to_one([identities[i] for i in pending], exports)
+    matched_items = {pending[i] for i, _ in pairs}
     result.cross_source += len(matched_items)
     return [items[i] for i in pending if i not in matched_items]
 

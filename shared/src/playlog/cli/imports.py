@@ -107,9 +107,8 @@ async def _import(
         )
         if created.first() is None:
             raise AppError(f"no user with id {user_id}")
-    job = jobs.ClaimedImport(job_id, user_id, path, owner, 1)
-    hooks = _CliHooks(engine, job, _LEASE, threading.Event())
-    hooks.bar = bar
+    job = jobs.ClaimedImport(job_id, user_id, path, owner, 1, upload_dir=None)
+    hooks = _CliHooks(engine, job, _LEASE, threading.Event(), bar)
     outcome = await jobs.run_job(engine, job, settings, hooks)
     if outcome.report is None:
         raise AppError(outcome.error or "the import did not finish")
@@ -117,7 +116,18 @@ async def _import(
 
 
 class _CliHooks(jobs.JobHooks):
-    bar: _Bar | None = None
+    """The job's hooks, plus the progress bar on a terminal."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        job: jobs.ClaimedImport,
+        lease: timedelta,
+        stop: threading.Event,
+        bar: _Bar | None,
+    ) -> None:
+        super().__init__(engine, job, lease, stop)
+        self.bar = bar
 
     async def progress(self, progress: Progress) -> None:
         if self.bar is not None:

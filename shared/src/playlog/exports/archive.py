@@ -12,7 +12,7 @@ import hashlib
 import re
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal
 
@@ -96,7 +96,8 @@ class ExportArchive:
         self.path = path
         self.limits = limits
         self.inflated = 0
-        self._zip = _open_zip(path, limits)
+        self.size = path.stat().st_size
+        self._zip = _open_zip(path, self.size, limits)
         try:
             self.members, self.ignored = self._history_members()
         except BaseException:
@@ -187,11 +188,9 @@ class MemberRead:
 
     digest: str = ""
     inflated: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _open_zip(path: Path, limits: ImportSettings) -> zipfile.ZipFile:
-    size = path.stat().st_size
+def _open_zip(path: Path, size: int, limits: ImportSettings) -> zipfile.ZipFile:
     if size > limits.import_max_zip_size_bytes:
         raise ExportRejected(
             f"the file is {size / MB:.0f} MB, more than IMPORT_MAX_ZIP_SIZE_MB "

@@ -379,7 +379,7 @@ class _Run:
         await self.hooks.progress(
             Progress(
                 bytes_done=int(reader.position),
-                bytes_total=self.archive.path.stat().st_size,
+                bytes_total=self.archive.size,
                 records_done=reader.records,
                 plays_inserted=sum(f.plays_inserted for f in self.files),
             )

@@ -9,6 +9,7 @@ re-imported. The upload is deleted whenever a job ends.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from playlog.errors import AppError
 from playlog.exports.importer import ImportCancelled, Progress, import_export
 from playlog.exports.report import ImportReport, MemberReport
+from playlog.exports.storage import remove_upload_files
 from playlog.settings import ImportSettings
 
 log = logging.getLogger(__name__)
@@ -132,17 +134,20 @@ class ClaimedImport:
     path: Path
     owner: str
     attempt: int
+    # Where the job's upload lives and may be deleted from; None for a command-line
+    # import, which reads the user's own file.
+    upload_dir: Path | None
 
 
 async def claim(
-    engine: AsyncEngine, owner: str, lease: timedelta, max_attempts: int
+    engine: AsyncEngine, owner: str, lease: timedelta, max_attempts: int, upload_dir: Path
 ) -> ClaimedImport | None:
     """Give up on jobs that cannot finish, then claim the oldest runnable one."""
     async with engine.begin() as connection:
         for (path,) in await connection.execute(_GIVE_UP, {"max_attempts": max_attempts}):
-            delete_upload(path)
+            await _delete_upload(upload_dir, path)
         for (path,) in await connection.execute(_ORPHANED_CANCELS):
-            delete_upload(path)
+            await _delete_upload(upload_dir, path)
         row = (
             await connection.execute(
                 _CLAIM, {"owner": owner, "lease": lease, "max_attempts": max_attempts}
@@ -150,7 +155,9 @@ async def claim(
         ).first()
     if row is None:
         return None
-    return ClaimedImport(row.id, row.user_id, Path(row.storage_path), owner, row.attempts)
+    return ClaimedImport(
+        row.id, row.user_id, Path(row.storage_path), owner, row.attempts, upload_dir
+    )
 
 
 class JobHooks:
@@ -165,9 +172,15 @@ class JobHooks:
         # Set when the worker shuts down: the job goes back to pending for another one.
         self.stop = stop
 
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise ImportCancelled("the collector is stopping")
+
     async def member_stored(
         self, connection: asyncpg.Connection, member: MemberReport, so_far: list[MemberReport]
     ) -> None:
+        # Before the member commits: a stopping worker leaves it to the job's next run.
+        self._check_stop()
         report = ImportReport.build(so_far, ignored=[], elapsed_s=0.0)
         ok = await connection.fetchval(
             _MEMBER_STORED,
@@ -186,8 +199,7 @@ class JobHooks:
             raise ImportCancelled("the job was cancelled or handed to another worker")
 
     async def progress(self, progress: Progress) -> None:
-        if self.stop.is_set():
-            raise ImportCancelled("the collector is stopping")
+        self._check_stop()
         async with self.engine.connect() as wrapper:
             raw = await wrapper.get_raw_connection()
             connection: asyncpg.Connection = raw.driver_connection
@@ -245,8 +257,8 @@ async def finish(
         row = (await connection.execute(_FINISH, values)).first()
     if row is None:
         return None
-    # Only an upload is ours to delete: a command-line import reads the user's own file.
-    delete_upload(row.storage_path)
+    if job.upload_dir is not None:
+        await _delete_upload(job.upload_dir, row.storage_path)
     return str(row.status)
 
 
@@ -256,11 +268,9 @@ async def requeue(engine: AsyncEngine, job: ClaimedImport) -> None:
         await connection.execute(_REQUEUE, {"id": job.job_id, "owner": job.owner})
 
 
-def delete_upload(path: str | None) -> None:
-    if not path:
-        return
+async def _delete_upload(upload_dir: Path, path: str | None) -> None:
     try:
-        Path(path).unlink(missing_ok=True)
+        await asyncio.to_thread(remove_upload_files, upload_dir, [path])
     except OSError as exc:
         log.warning("could not delete an import upload: %s", type(exc).__name__)
 

@@ -8,7 +8,6 @@ commit.
 
 from __future__ import annotations
 
-import bisect
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import asyncpg
 
 from playlog.exports.archive import Format
 from playlog.exports.records import STAGE_COLUMNS, Item
-from playlog.history.identity import MAX_MATCH_WINDOW, PlayIdentity, same_play
+from playlog.history.identity import MAX_MATCH_WINDOW, PlayIdentity, match_one_to_one
 from playlog.history.locks import LOCK_SQL, history_lock_key
 
 SOURCE = "import_zip"
@@ -202,7 +201,7 @@ async def _apply_cross_source(
         max(row.played_at for row in stored) + MAX_MATCH_WINDOW,
     )
     staged = [PlayIdentity(r[0], r[1], r[3], r[2], SOURCE, family) for r in staged_rows]
-    pairs = _match(staged, stored)
+    pairs = match_one_to_one(staged, stored)
     skip: list[PlayIdentity] = []
     replace: list[tuple[int, PlayIdentity]] = []
     for i, j in pairs:
@@ -225,27 +224,3 @@ async def _apply_cross_source(
         )
     counts.cross_source = len(pairs)
     counts.replaced = len(replace)
-
-
-def _match(staged: list[PlayIdentity], stored: list[PlayIdentity]) -> list[tuple[int, int]]:
-    """One-to-one pairs of the same playback, nearest in time first: a stored row stands
-    for one playback, so a replay within the window is still recorded."""
-    order = sorted(range(len(stored)), key=lambda j: stored[j].played_at)
-    times = [stored[j].played_at for j in order]
-    pairs = []
-    for i, row in enumerate(staged):
-        low = bisect.bisect_left(times, row.played_at - MAX_MATCH_WINDOW)
-        high = bisect.bisect_right(times, row.played_at + MAX_MATCH_WINDOW)
-        for j in order[low:high]:
-            if same_play(row, stored[j]):
-                pairs.append((abs(row.played_at - stored[j].played_at), i, j))
-    pairs.sort()
-    used_staged: set[int] = set()
-    used_stored: set[int] = set()
-    matched = []
-    for _, i, j in pairs:
-        if i not in used_staged and j not in used_stored:
-            used_staged.add(i)
-            used_stored.add(j)
-            matched.append((i, j))
-    return matched

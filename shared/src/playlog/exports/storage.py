@@ -1,8 +1,14 @@
-"""Where uploaded export ZIPs wait for their import, and how a ZIP file starts."""
+"""Where uploaded export ZIPs wait for their import, how a ZIP file starts, and removing
+uploads safely.
+
+Paths of uploads come from the database; only those inside UPLOAD_DIR are ever removed,
+and no symbolic link is followed out of it.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 # Every ZIP with at least one member starts with a local file header.
@@ -12,3 +18,27 @@ ZIP_SIGNATURE = b"PK\x03\x04"
 def upload_path(upload_dir: Path, user_id: uuid.UUID, job_id: uuid.UUID) -> Path:
     """The file an import job reads: one folder per user, one file per job."""
     return upload_dir / str(user_id) / f"{job_id}.zip"
+
+
+def remove_upload_files(upload_dir: Path, storage_paths: Iterable[str | None]) -> int:
+    """Remove the files at ``storage_paths`` that lie inside ``upload_dir``; return how
+    many were removed. Paths outside it (and None) are left alone."""
+    root = upload_dir.resolve()
+    removed = 0
+    for path in storage_paths:
+        target = inside(root, Path(path)) if path else None
+        # unlink() removes a symbolic link itself, never what it points to.
+        if target is not None and (target.is_symlink() or target.is_file()):
+            target.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def inside(root: Path, path: Path) -> Path | None:
+    """``path`` with its folders resolved (the last part is not followed), if it lies
+    inside ``root``. Relative paths are relative to the working directory, as the
+    collector opens them."""
+    if path.name in ("", ".", ".."):
+        return None
+    target = path.parent.resolve() / path.name
+    return target if target != root and target.is_relative_to(root) else None

@@ -9,9 +9,11 @@ only duplicates when they match exactly, which the unique key on plays enforces.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -79,3 +81,33 @@ def same_play(a: PlayIdentity, b: PlayIdentity) -> bool:
         return a.track_id == b.track_id
     # One side knows only names: compare primary artist and title.
     return a.names == b.names and a.names != ("", "")
+
+
+def match_one_to_one(
+    new: Sequence[PlayIdentity], stored: Sequence[PlayIdentity]
+) -> list[tuple[int, int]]:
+    """Pairs ``(i, j)`` of ``new[i]`` and ``stored[j]`` recording one playback.
+
+    A stored row stands for one playback, so it absorbs at most one new row (and the
+    other way round): pairs are taken nearest in time first, and a replay within the
+    window is still a play of its own.
+    """
+    order = sorted(range(len(stored)), key=lambda j: stored[j].played_at)
+    times = [stored[j].played_at for j in order]
+    candidates = []
+    for i, row in enumerate(new):
+        low = bisect.bisect_left(times, row.played_at - MAX_MATCH_WINDOW)
+        high = bisect.bisect_right(times, row.played_at + MAX_MATCH_WINDOW)
+        for j in order[low:high]:
+            if same_play(row, stored[j]):
+                candidates.append((abs(row.played_at - stored[j].played_at), i, j))
+    candidates.sort()
+    used_new: set[int] = set()
+    used_stored: set[int] = set()
+    pairs = []
+    for _, i, j in candidates:
+        if i not in used_new and j not in used_stored:
+            used_new.add(i)
+            used_stored.add(j)
+            pairs.append((i, j))
+    return pairs

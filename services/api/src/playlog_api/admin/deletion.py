@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.db.models import ImportJob, LogRecord, User
+from playlog.exports.storage import remove_upload_files
 from playlog_api.admin.logs import of_user
 
 log = logging.getLogger(__name__)
@@ -59,27 +60,3 @@ def remove_uploads(upload_dir: Path, user_id: uuid.UUID, storage_paths: Iterable
         shutil.rmtree(folder)
         removed += 1
     return removed
-
-
-def remove_upload_files(upload_dir: Path, storage_paths: Iterable[str]) -> int:
-    """Remove the files at ``storage_paths`` that lie inside ``upload_dir``; return how
-    many were removed. Paths outside it are left alone."""
-    root = upload_dir.resolve()
-    removed = 0
-    for path in storage_paths:
-        target = _inside(root, Path(path))
-        # unlink() removes a symbolic link itself, never what it points to.
-        if target is not None and (target.is_symlink() or target.is_file()):
-            target.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
-def _inside(root: Path, path: Path) -> Path | None:
-    """``path`` with its folders resolved (the last part is not followed), if it lies
-    inside ``root``. Relative paths are relative to the working directory, as the
-    collector opens them."""
-    if path.name in ("", ".", ".."):
-        return None
-    target = path.parent.resolve() / path.name
-    return target if target != root and target.is_relative_to(root) else None

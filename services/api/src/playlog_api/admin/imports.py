@@ -22,10 +22,9 @@ from playlog.db.engine import db_now
 from playlog.db.models import ImportJob
 from playlog.db.models.imports import FINISHED_IMPORT_STATUSES, IMPORT_CHANNEL
 from playlog.errors import Conflict, NotFound
-from playlog.exports.storage import upload_path
+from playlog.exports.storage import remove_upload_files, upload_path
 from playlog.web.db import DbSession, get_sessionmaker
 from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit, matching
-from playlog_api.admin.deletion import remove_upload_files
 from playlog_api.admin.schemas import ImportJobStatus, ImportJobView, ImportProgress
 from playlog_api.admin.uploads import FILE_FIELD, RAW_TYPES, StagedUpload, ZipUpload
 from playlog_api.admin.users import find_user
