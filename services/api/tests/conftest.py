@@ -8,6 +8,9 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from playlog.access_tokens import create_token
+from playlog.db.models import User
+from playlog.testing.factories import add_user
 from playlog.testing.http import asgi_client
 from playlog_api.app import create_app
 from playlog_api.settings import ApiSettings
@@ -30,6 +33,7 @@ def api_settings(
         token_encryption_key=encryption_key,
         admin_token=admin_token,
         upload_dir=uploads,
+        api_public_url="http://testserver",
     )
 
 
@@ -45,3 +49,19 @@ async def client(
 def admin(admin_token: str) -> dict[str, str]:
     """Headers that authenticate as the admin."""
     return {"Authorization": f"Bearer {admin_token}"}
+
+
+@pytest_asyncio.fixture
+async def listener(db_session: AsyncSession) -> User:
+    """A user in Europe/Berlin (a zone with daylight saving) with no history yet."""
+    user = await add_user(db_session, "Listener", authorized_days_ago=None, checkpoint=None)
+    user.timezone = "Europe/Berlin"
+    await db_session.flush()
+    return user
+
+
+@pytest_asyncio.fixture
+async def personal(db_session: AsyncSession, listener: User) -> dict[str, str]:
+    """Headers that authenticate with a personal access token of ``listener``."""
+    issued = await create_token(db_session, listener.id, "tests")
+    return {"Authorization": f"Bearer {issued.secret}"}

@@ -76,7 +76,7 @@ async def test_every_admin_route_needs_the_admin(
     # The hand-written lists below are a subset: new routes are covered here too.
     assert {(m, p.replace("{id}", "{user_id}")) for m, p in PER_USER + LISTS} <= set(routes)
     for method, path in routes:
-        url = path.format(user_id=UNKNOWN, job_id=UNKNOWN)
+        url = path.format(user_id=UNKNOWN, job_id=UNKNOWN, token_id=UNKNOWN)
         response = await client.request(method, url)
         assert response.status_code == 401, (method, path)
         assert response.json()["error"]["code"] == "unauthorized"

@@ -112,3 +112,29 @@ async def test_detail_lists_recent_work_gaps_and_counts_plays(
     gaps = [datetime.fromisoformat(gap["gap_from"]) for gap in body["gaps"]]
     assert gaps == [base + timedelta(days=day) for day in range(21, 1, -1)]
     assert body["checkpoint"]["consecutive_failures"] == 0
+
+
+async def test_an_admin_changes_a_users_time_zone(
+    client: httpx.AsyncClient, db_session: AsyncSession, admin: dict[str, str]
+) -> None:
+    user = await add_user(db_session, "Zoned", authorized_days_ago=None, checkpoint=None)
+    changed = await client.patch(
+        f"/admin/users/{user.id}", headers=admin, json={"timezone": "America/New_York"}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["timezone"] == "America/New_York"
+    await db_session.refresh(user)
+    assert user.timezone == "America/New_York"
+    for body, message in (
+        ({"timezone": "Mars/Base"}, "unknown time zone"),
+        ({"timezone": 5}, "timezone"),
+        ({"display_name": ""}, "display_name"),
+        ({"colour": "red"}, "colour"),
+    ):
+        refused = await client.patch(f"/admin/users/{user.id}", headers=admin, json=body)
+        assert refused.status_code == 422, body
+        assert message in refused.text
+    await db_session.refresh(user)
+    assert user.timezone == "America/New_York"
+    missing = await client.patch(f"/admin/users/{uuid.uuid4()}", headers=admin, json={})
+    assert missing.status_code == 404

@@ -21,6 +21,8 @@ from playlog_api.admin.router import router as admin_router
 from playlog_api.auth.router import router as auth_router
 from playlog_api.health.router import router as health_router
 from playlog_api.settings import ApiSettings
+from playlog_api.tools import mcp as tools_mcp
+from playlog_api.tools import rest as tools_rest
 
 
 def create_app(
@@ -58,6 +60,7 @@ def create_app(
                 http = httpx.AsyncClient(timeout=10.0, transport=spotify_transport)
                 stack.push_async_callback(http.aclose)
                 app.state.spotify = SpotifyClient.from_settings(settings, http)
+            await stack.enter_async_context(mcp_manager.run())
             yield
 
     app = FastAPI(title="Playlog API", version=__version__, lifespan=lifespan)
@@ -69,4 +72,6 @@ def create_app(
     app.include_router(health_router)
     app.include_router(admin_router)
     app.include_router(auth_router)
+    tools_rest.install(app)
+    mcp_manager = tools_mcp.install(app, settings.api_public_url)
     return app

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from playlog.cli import commands, imports, stand_in
+from playlog.cli import commands, imports, stand_in, tokens
 from playlog.errors import AppError, ConfigurationError
 
 
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=commands.run)
 
     imports.add_parser(groups)
+    tokens.add_parser(groups)
     stand_in.add_parser(groups)
     return parser
 

@@ -205,6 +205,7 @@ def run_development() -> int:
     _ensure_free(frontend_host, frontend_port, "FRONTEND_PORT")
     env.update(API_PORT=str(api_port), FRONTEND_PORT=str(frontend_port))
     env.setdefault("API_BASE_URL", f"http://127.0.0.1:{api_port}")
+    env.setdefault("API_PUBLIC_URL", f"http://127.0.0.1:{api_port}")
     env.setdefault("LOG_FORMAT", "text")
     kept = _development_secrets(data_dir_from_env())
     if not env.get("TOKEN_ENCRYPTION_KEY"):

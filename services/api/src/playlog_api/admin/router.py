@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from playlog.web.admin_auth import require_admin
-from playlog_api.admin import imports, job_runs, logs, sync, sync_status, system, users
+from playlog_api.admin import imports, job_runs, logs, sync, sync_status, system, tokens, users
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
-for feature in (system, users, sync, sync_status, job_runs, imports, logs):
+for feature in (system, users, tokens, sync, sync_status, job_runs, imports, logs):
     router.include_router(feature.router)

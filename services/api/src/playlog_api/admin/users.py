@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,7 @@ from playlog.errors import BadGateway, NotFound, RateLimited, ServiceUnavailable
 from playlog.spotify.client import SpotifyClient
 from playlog.spotify.errors import SpotifyError, SpotifyRateLimited, SpotifyUnavailable
 from playlog.spotify.tokens import TokenStatus, UserTokens, token_status
+from playlog.users import MAX_NAME_LENGTH, validate_timezone
 from playlog.web.db import DbSession
 from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit
 from playlog_api.admin.deletion import delete_user
@@ -160,6 +161,27 @@ async def get_user(user: LoadedUser, session: DbSession) -> UserDetail:
     """A user's profile, Spotify connection status (ok / expires_soon / needs_reauth /
     not_connected, with the refresh-token expiry), sync checkpoint, number of stored
     plays, the 10 newest job runs and imports, and the 20 newest coverage gaps."""
+    return await _detail(session, user)
+
+
+class UserChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
+    timezone: str | None = Field(
+        default=None, max_length=64, description="IANA zone for day and hour buckets."
+    )
+
+
+@router.patch("/{user_id}")
+async def change_user(user: LoadedUser, change: UserChange, session: DbSession) -> UserDetail:
+    """Change a user's display name or time zone (IANA name, e.g. Europe/Berlin). The time
+    zone decides the day and hour buckets of every analytics answer for this user."""
+    if change.timezone is not None:
+        user.timezone = validate_timezone(change.timezone)
+    if change.display_name is not None:
+        user.display_name = change.display_name.strip() or user.display_name
+    await session.flush()
     return await _detail(session, user)
 
 

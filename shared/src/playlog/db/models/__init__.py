@@ -6,6 +6,7 @@ from playlog.db.models.catalog import Artist, Track, TrackArtist
 from playlog.db.models.imports import ImportedMember, ImportJob
 from playlog.db.models.logs import LogRecord
 from playlog.db.models.plays import Play
+from playlog.db.models.rollups import PlayHour, PlayTrack
 from playlog.db.models.sync import CoverageGap, JobRun, SyncCheckpoint, WorkerHeartbeat
 from playlog.db.models.users import ApiToken, SpotifyToken, User
 
@@ -20,6 +21,8 @@ __all__ = [
     "LogRecord",
     "OAuthState",
     "Play",
+    "PlayHour",
+    "PlayTrack",
     "SpotifyToken",
     "SyncCheckpoint",
     "Track",

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     Text,
     UniqueConstraint,
@@ -30,6 +31,8 @@ class Play(Base):
         # Also serves "latest plays of a user" (user_id, played_at DESC) by a backward
         # scan, so no second index on (user_id, played_at) slows down bulk imports.
         UniqueConstraint("user_id", "played_at", "track_id"),
+        # Plays of one track: first plays (discoveries), search, rollup upkeep.
+        Index(None, "user_id", "track_id", "played_at"),
         one_of("source", SOURCES),
         CheckConstraint("ms_played IS NULL OR ms_played >= 0", name="ms_played_not_negative"),
     )
@@ -41,6 +44,9 @@ class Play(Base):
     track_id: Mapped[str] = mapped_column(ForeignKey("tracks.track_id", ondelete="RESTRICT"))
     # Null when unknown (API plays).
     ms_played: Mapped[int | None] = mapped_column(Integer)
+    # Listening time when ms_played is unknown: the track's duration, cut short when the
+    # previous play ended sooner. Set by a trigger on insert (migration 0004).
+    ms_estimated: Mapped[int | None] = mapped_column(Integer)
     context_uri: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(Text)
     # Which export family a row came from ("extended", "account_data"); null for API rows.

@@ -1,0 +1,109 @@
+"""Personal access tokens of a user: create (the token is shown once), list, revoke."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
+
+from playlog.access_tokens import (
+    MAX_ACTIVE_TOKENS,
+    MAX_NAME_LENGTH,
+    create_token,
+    is_active,
+    list_tokens,
+    revoke_token,
+)
+from playlog.db.engine import db_now
+from playlog.web.db import DbSession
+
+router = APIRouter(prefix="/users")
+
+
+class TokenRequest(BaseModel):
+    # Unknown fields are refused: a misspelt "expires_at" must not yield a token that
+    # never expires.
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH)
+    ]
+    expires_at: AwareDatetime | None = None
+
+
+class TokenCreated(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    # The token itself; only this response ever contains it.
+    token: str
+
+
+class TokenView(BaseModel):
+    id: uuid.UUID
+    name: str
+    # The token's first characters, to tell tokens apart.
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    # Not revoked and not expired: the token authenticates now.
+    active: bool
+
+
+@router.post(
+    "/{user_id}/tokens",
+    status_code=201,
+    responses={409: {"description": f"the user already has {MAX_ACTIVE_TOKENS} active tokens"}},
+)
+async def create_user_token(
+    user_id: uuid.UUID, body: TokenRequest, session: DbSession
+) -> TokenCreated:
+    """Create a personal access token for the user, for an AI client or a script.
+
+    The token (`plg_…`) is in this response only: Playlog keeps just its SHA-256 hash.
+    `expires_at` must be in the future; null means it never expires.
+    """
+    issued = await create_token(session, user_id, body.name, expires_at=body.expires_at)
+    row = issued.token
+    return TokenCreated(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        token=issued.secret,
+    )
+
+
+@router.get("/{user_id}/tokens")
+async def list_user_tokens(user_id: uuid.UUID, session: DbSession) -> list[TokenView]:
+    """The user's tokens, newest first, revoked and expired ones included."""
+    rows = await list_tokens(session, user_id)
+    now = await db_now(session)
+    return [
+        TokenView(
+            id=row.id,
+            name=row.name,
+            prefix=row.prefix,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            active=is_active(row, now),
+        )
+        for row in rows
+    ]
+
+
+@router.delete("/{user_id}/tokens/{token_id}", status_code=204)
+async def revoke_user_token(user_id: uuid.UUID, token_id: uuid.UUID, session: DbSession) -> None:
+    """Revoke the token at once. Revoking a revoked token is not an error. The row stays,
+    so the list keeps its history."""
+    await revoke_token(session, user_id, token_id)

@@ -1,0 +1,265 @@
+"""Aggregates over a user's window, built on the per-track and per-hour totals.
+
+Music lists (tracks, artists, albums) count music only (``tracks.kind = 'track'``);
+totals, heatmaps and coverage count every kind. Artists are credited by their primary
+artist (position 0), which is also the one artist an export names, and grouped by name:
+the same artist may be known by a Spotify id and by an id derived from an export row.
+Ties are broken by listening time, then by name, so a list is always in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from playlog_api.history.schemas import (
+    AlbumCount,
+    ArtistCount,
+    Heatmap,
+    RepeatStats,
+    Totals,
+    TrackCount,
+)
+from playlog_api.history.totals import Scope
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# Spotify ids of artists are preferred over ids derived from export rows.
+ARTIST_ID = (
+    "coalesce(min(a.artist_id) FILTER (WHERE a.artist_id NOT LIKE 'local:%'), min(a.artist_id))"
+)
+
+
+def _json(value: Any) -> Any:
+    """A json column as Python (the driver may hand it over as text)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _hours(ms: Any) -> float:
+    return round(int(ms) / 3_600_000, 2)
+
+
+async def _rows(session: AsyncSession, sql: str, params: dict[str, Any]) -> list[Any]:
+    return list((await session.execute(text(sql), params)).all())
+
+
+@dataclass(frozen=True)
+class Music:
+    unique_tracks: int
+    unique_artists: int
+    top_tracks: list[TrackCount]
+    top_artists: list[ArtistCount]
+    repeat: RepeatStats
+
+
+@dataclass(frozen=True)
+class Day:
+    day: date
+    rows: int
+    plays: int
+    api_rows: int
+    listening_ms: int
+
+
+@dataclass(frozen=True)
+class Hourly:
+    totals: Totals
+    heatmap: Heatmap
+    # Local days with at least one stored row, in order.
+    days: list[Day]
+
+
+async def music(session: AsyncSession, scope: Scope, limit: int) -> Music:
+    """Distinct tracks and artists, top tracks and artists and repeat figures, in one
+    statement: the per-track totals are joined to the catalog once and reused."""
+    sql = f"""
+        WITH m AS MATERIALIZED (
+            SELECT t.track_id, t.plays, t.listening_ms, tr.name, tr.album_name,
+                a.name AS artist, a.artist_id
+            FROM ({scope.track_plays}) t
+            JOIN tracks tr ON tr.track_id = t.track_id AND tr.kind = 'track'
+            LEFT JOIN track_artists ta ON ta.track_id = t.track_id AND ta.position = 0
+            LEFT JOIN artists a ON a.artist_id = ta.artist_id
+            WHERE t.plays > 0
+        )
+        SELECT
+            (SELECT json_build_array(count(*), count(DISTINCT artist), coalesce(sum(plays), 0),
+                count(*) FILTER (WHERE plays = 1), count(*) FILTER (WHERE plays >= 10),
+                coalesce(max(plays), 0)) FROM m),
+            (SELECT coalesce(json_agg(json_build_array(track_id, name, artist, album_name,
+                plays, listening_ms) ORDER BY plays DESC, listening_ms DESC, name, track_id),
+                '[]')
+             FROM (SELECT * FROM m ORDER BY plays DESC, listening_ms DESC, name, track_id
+                   LIMIT :limit) top),
+            (SELECT coalesce(json_agg(json_build_array(artist, artist_id, plays, listening_ms,
+                tracks) ORDER BY plays DESC, listening_ms DESC, artist), '[]')
+             FROM (SELECT artist, {ARTIST_ID} AS artist_id,
+                     sum(plays) AS plays, sum(listening_ms) AS listening_ms, count(*) AS tracks
+                   FROM m a WHERE artist IS NOT NULL GROUP BY artist
+                   ORDER BY 3 DESC, 4 DESC, artist LIMIT :limit) top)"""
+    counts, tracks, artists = (await _rows(session, sql, {**scope.params, "limit": limit}))[0]
+    unique, unique_artists, plays, once, ten_plus, most = _json(counts)
+    return Music(
+        unique_tracks=unique,
+        unique_artists=unique_artists,
+        top_tracks=[
+            TrackCount(
+                track_id=track_id, name=name, artist=artist, album=album, plays=n, hours=_hours(ms)
+            )
+            for track_id, name, artist, album, n, ms in _json(tracks)
+        ],
+        top_artists=[
+            ArtistCount(artist_id=artist_id, name=name, plays=n, hours=_hours(ms), tracks=count)
+            for name, artist_id, n, ms, count in _json(artists)
+        ],
+        repeat=RepeatStats(
+            plays=plays,
+            unique_tracks=unique,
+            repeat_rate=round(1 - unique / plays, 4) if plays else 0.0,
+            plays_per_track=round(plays / unique, 2) if unique else 0.0,
+            tracks_played_once=once,
+            tracks_played_10_plus=ten_plus,
+            most_plays_of_one_track=most,
+        ),
+    )
+
+
+async def hourly(session: AsyncSession, scope: Scope) -> Hourly:
+    """Totals, the weekday x hour heatmap and the list of active days, in one statement
+    over the per-hour totals."""
+    sql = f"""
+        WITH h AS MATERIALIZED ({scope.hours})
+        SELECT
+            (SELECT json_build_array(coalesce(sum(plays), 0), coalesce(sum(rows - plays), 0),
+                coalesce(sum(listening_ms), 0), coalesce(sum(estimated_ms), 0)) FROM h),
+            (SELECT coalesce(json_agg(json_build_array(weekday, hour, plays)), '[]')
+             FROM (SELECT extract(isodow FROM local_hour)::int AS weekday,
+                     extract(hour FROM local_hour)::int AS hour, sum(plays) AS plays
+                   FROM h GROUP BY 1, 2) cells),
+            (SELECT coalesce(json_agg(json_build_array(day, rows, plays, api_rows, listening_ms)
+                ORDER BY day), '[]')
+             FROM (SELECT local_hour::date AS day, sum(rows) AS rows, sum(plays) AS plays,
+                     sum(api_rows) AS api_rows, sum(listening_ms) AS listening_ms
+                   FROM h GROUP BY 1) days)"""
+    sums, cells, day_rows = (await _rows(session, sql, scope.params))[0]
+    plays, skips, listening_ms, estimated_ms = _json(sums)
+    days = [
+        Day(date.fromisoformat(day), int(rows), int(n), int(api), int(ms))
+        for day, rows, n, api, ms in _json(day_rows)
+    ]
+    totals = Totals(
+        plays=plays,
+        skips=skips,
+        listening_hours=_hours(listening_ms),
+        estimated_hours=_hours(estimated_ms),
+        active_days=sum(1 for day in days if day.plays > 0),
+    )
+    return Hourly(totals=totals, heatmap=_heatmap(scope, _json(cells)), days=days)
+
+
+def _heatmap(scope: Scope, cells: list[list[int]]) -> Heatmap:
+    grid = [[0] * 24 for _ in WEEKDAYS]
+    for weekday, hour, plays in cells:
+        grid[weekday - 1][hour] = int(plays)
+    day_totals = [sum(row) for row in grid]
+    hour_totals = [sum(grid[d][h] for d in range(7)) for h in range(24)]
+    peak_day, peak_hour = max(
+        ((d, h) for d in range(7) for h in range(24)), key=lambda cell: grid[cell[0]][cell[1]]
+    )
+    listened = any(day_totals)
+    return Heatmap(
+        tz=scope.window.tz.key,
+        weekdays=list(WEEKDAYS),
+        plays=grid,
+        by_weekday=day_totals,
+        by_hour=hour_totals,
+        peak_weekday=WEEKDAYS[peak_day] if listened else None,
+        peak_hour=peak_hour if listened else None,
+    )
+
+
+# Single views of the combined statements, for tools that need one part.
+async def totals(session: AsyncSession, scope: Scope) -> Totals:
+    return (await hourly(session, scope)).totals
+
+
+async def heatmap(session: AsyncSession, scope: Scope) -> Heatmap:
+    return (await hourly(session, scope)).heatmap
+
+
+async def top_tracks(session: AsyncSession, scope: Scope, limit: int) -> list[TrackCount]:
+    # Artists are looked up for the top rows only.
+    sql = f"""
+        WITH top AS (
+            SELECT t.track_id, t.plays, t.listening_ms, tr.name, tr.album_name
+            FROM ({scope.track_plays}) t JOIN tracks tr ON tr.track_id = t.track_id
+            WHERE tr.kind = 'track' AND t.plays > 0
+            ORDER BY t.plays DESC, t.listening_ms DESC, tr.name, t.track_id
+            LIMIT :limit
+        )
+        SELECT top.track_id, top.name, a.name, top.album_name, top.plays, top.listening_ms
+        FROM top
+        LEFT JOIN track_artists ta ON ta.track_id = top.track_id AND ta.position = 0
+        LEFT JOIN artists a ON a.artist_id = ta.artist_id
+        ORDER BY top.plays DESC, top.listening_ms DESC, top.name, top.track_id"""
+    rows = await _rows(session, sql, {**scope.params, "limit": limit})
+    return [
+        TrackCount(
+            track_id=track_id, name=name, artist=artist, album=album, plays=n, hours=_hours(ms)
+        )
+        for track_id, name, artist, album, n, ms in rows
+    ]
+
+
+async def top_artists(session: AsyncSession, scope: Scope, limit: int) -> list[ArtistCount]:
+    sql = f"""
+        SELECT a.name, {ARTIST_ID}, sum(t.plays), sum(t.listening_ms),
+            count(*) FILTER (WHERE t.plays > 0)
+        FROM ({scope.track_plays}) t
+        JOIN tracks tr ON tr.track_id = t.track_id AND tr.kind = 'track'
+        JOIN track_artists ta ON ta.track_id = t.track_id AND ta.position = 0
+        JOIN artists a ON a.artist_id = ta.artist_id
+        GROUP BY a.name HAVING sum(t.plays) > 0
+        ORDER BY 3 DESC, 4 DESC, a.name
+        LIMIT :limit"""
+    rows = await _rows(session, sql, {**scope.params, "limit": limit})
+    return [
+        ArtistCount(artist_id=artist_id, name=name, plays=n, hours=_hours(ms), tracks=count)
+        for name, artist_id, n, ms, count in rows
+    ]
+
+
+async def unique_counts(session: AsyncSession, scope: Scope) -> tuple[int, int]:
+    """Distinct music tracks and distinct primary artists with at least one play."""
+    found = await music(session, scope, 1)
+    return found.unique_tracks, found.unique_artists
+
+
+async def repeat_stats(session: AsyncSession, scope: Scope) -> RepeatStats:
+    """How much of the listening went to tracks heard before within the window (music)."""
+    return (await music(session, scope, 1)).repeat
+
+
+async def top_albums(session: AsyncSession, scope: Scope, limit: int) -> list[AlbumCount]:
+    sql = f"""
+        SELECT tr.album_name, a.name, sum(t.plays), sum(t.listening_ms),
+            count(*) FILTER (WHERE t.plays > 0)
+        FROM ({scope.track_plays}) t
+        JOIN tracks tr ON tr.track_id = t.track_id AND tr.kind = 'track'
+        LEFT JOIN track_artists ta ON ta.track_id = t.track_id AND ta.position = 0
+        LEFT JOIN artists a ON a.artist_id = ta.artist_id
+        WHERE tr.album_name IS NOT NULL
+        GROUP BY tr.album_name, a.name HAVING sum(t.plays) > 0
+        ORDER BY 3 DESC, 4 DESC, tr.album_name, a.name
+        LIMIT :limit"""
+    rows = await _rows(session, sql, {**scope.params, "limit": limit})
+    return [
+        AlbumCount(
+            album=album, artist=artist, plays=plays, hours=round(ms / 3_600_000, 2), tracks=tracks
+        )
+        for album, artist, plays, ms, tracks in rows
+    ]

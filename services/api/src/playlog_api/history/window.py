@@ -1,0 +1,149 @@
+"""Time windows of analytics questions: relative (``days``) or absolute (``start``/``end``).
+
+Windows are whole local days in the user's IANA time zone (or ``tz``): ``days=90`` is
+today and the 89 days before it; ``start``/``end`` are inclusive dates. Day boundaries
+are converted to UTC per day, so a window across a DST change is still exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import BaseModel, Field, model_validator
+
+from playlog_api.tools.registry import ToolArgs
+
+MAX_DAYS = 36_500
+DEFAULT_DAYS = 90
+# Before any streaming service existed: "from the beginning" for an open start.
+EPOCH = date(2000, 1, 1)
+
+Days = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=MAX_DAYS,
+        description=f"Relative window: today and the days before it (1-{MAX_DAYS}; "
+        f"{MAX_DAYS} means all time). Default {DEFAULT_DAYS} when no start/end is given.",
+    ),
+]
+Start = Annotated[
+    date | None,
+    Field(description="Absolute window: first day, inclusive (YYYY-MM-DD, local time)."),
+]
+End = Annotated[
+    date | None,
+    Field(description="Absolute window: last day, inclusive (YYYY-MM-DD). Default: today."),
+]
+Tz = Annotated[
+    str | None,
+    Field(
+        max_length=64,
+        description="IANA time zone for day/hour buckets, e.g. Europe/Berlin. "
+        "Default: the user's own zone.",
+    ),
+]
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone, or ValueError with a message meant for the caller."""
+    if name not in _zones():
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:  # pragma: no cover - listed but broken
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+_ZONES: frozenset[str] | None = None
+
+
+def _zones() -> frozenset[str]:
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones()) | {"UTC"}
+    return _ZONES
+
+
+class WindowArgs(ToolArgs):
+    """A window: either ``days`` or ``start``/``end``, never both."""
+
+    days: Days = None
+    start: Start = None
+    end: End = None
+    tz: Tz = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_window(self) -> Self:
+        if self.days is not None and (self.start is not None or self.end is not None):
+            raise ValueError("give either days or start/end, not both")
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ValueError(f"start ({self.start}) is after end ({self.end})")
+        for name, day in (("start", self.start), ("end", self.end)):
+            if day is not None and not EPOCH <= day <= date(2100, 12, 31):
+                raise ValueError(f"{name} must be between {EPOCH} and 2100-12-31")
+        if self.tz is not None:
+            zone(self.tz)
+        return self
+
+
+class WindowView(BaseModel):
+    """The window a result covers, as local dates (inclusive)."""
+
+    start: date
+    end: date
+    days: int
+    tz: str
+
+
+@dataclass(frozen=True)
+class Window:
+    """A resolved window: UTC instants [start, end) and the local days they span."""
+
+    start: datetime
+    end: datetime
+    first_day: date
+    last_day: date
+    tz: ZoneInfo
+
+    @property
+    def view(self) -> WindowView:
+        days = (self.last_day - self.first_day).days + 1
+        return WindowView(start=self.first_day, end=self.last_day, days=days, tz=self.tz.key)
+
+    @property
+    def params(self) -> dict[str, object]:
+        """Bind parameters of the window for the analytics SQL."""
+        return {"start": self.start, "end": self.end, "tz": self.tz.key}
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The instant the local day starts, in UTC."""
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+
+
+def days_window(first_day: date, last_day: date, tz: ZoneInfo) -> Window:
+    return Window(
+        start=local_midnight(first_day, tz),
+        end=local_midnight(last_day + timedelta(days=1), tz),
+        first_day=first_day,
+        last_day=last_day,
+        tz=tz,
+    )
+
+
+def resolve(
+    args: WindowArgs, user_tz: str, *, now: datetime, default_days: int = DEFAULT_DAYS
+) -> Window:
+    """The window ``args`` describe, in ``args.tz`` or else the user's zone."""
+    tz = zone(args.tz or user_tz)
+    today = now.astimezone(tz).date()
+    if args.start is None and args.end is None:
+        days = args.days or default_days
+        return days_window(max(EPOCH, today - timedelta(days=days - 1)), today, tz)
+    first_day = args.start or EPOCH
+    last_day = args.end or max(today, first_day)
+    return days_window(first_day, last_day, tz)

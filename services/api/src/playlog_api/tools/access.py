@@ -1,0 +1,64 @@
+"""Who is calling a tool, and which user's history they may read.
+
+A personal access token (``Bearer plg_…``) acts for its own user only. Admin credentials
+act for any user, but must name it: there is no implicit "default user". Every failure is
+a 401 with a ``WWW-Authenticate`` challenge (RFC 6750), and no message echoes what was
+presented.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
+
+from playlog.access_tokens import TOKEN_PREFIX, authenticate_token
+from playlog.errors import Forbidden, Unauthorized, ValidationFailed
+from playlog.web.admin_auth import REALM, AdminAuthenticator
+
+
+@dataclass(frozen=True)
+class Caller:
+    admin: bool
+    # The personal token's user; None for the admin.
+    user_id: uuid.UUID | None
+
+    def target(self, requested: uuid.UUID | None) -> uuid.UUID:
+        """The user a call acts for, given the ``user_id`` it named (if any)."""
+        if self.user_id is None:
+            if requested is None:
+                raise ValidationFailed(
+                    "user_id is required with the admin token: name the user to act for"
+                )
+            return requested
+        if requested is not None and requested != self.user_id:
+            raise Forbidden("this token can only read its own user's history")
+        return self.user_id
+
+
+def _challenge(message: str, *, error: str | None) -> Unauthorized:
+    challenge = f'Bearer realm="{REALM}"'
+    if error:
+        challenge += f', error="{error}", error_description="{message}"'
+    return Unauthorized(message, headers={"WWW-Authenticate": challenge})
+
+
+async def authenticate(connection: HTTPConnection, session: AsyncSession) -> Caller:
+    """The caller of a tool request, or Unauthorized."""
+    authorization = connection.headers.get("authorization")
+    if not authorization:
+        raise _challenge(
+            "a personal access token is required: 'Authorization: Bearer plg_…'", error=None
+        )
+    scheme, _, credentials = authorization.partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer" and credentials.startswith(TOKEN_PREFIX):
+        token = await authenticate_token(session, credentials)
+        if token is None:
+            raise _challenge("invalid, expired or revoked access token", error="invalid_token")
+        return Caller(admin=False, user_id=token.user_id)
+    authenticator: AdminAuthenticator = connection.app.state.admin_auth
+    authenticator.authenticate(authorization)
+    return Caller(admin=True, user_id=None)

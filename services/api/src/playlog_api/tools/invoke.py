@@ -1,0 +1,93 @@
+"""Running one tool call, the same way for MCP, ``/mcp/call`` and the REST routes.
+
+Arguments are validated against the tool's input model, the target user is decided by
+the caller's credentials, and the handler runs with a statement timeout so one heavy
+question cannot hold a connection for long. Errors that reach a client are domain
+errors with messages written here; anything unexpected is logged (redacted) and
+reported as an internal error with the request id, never with its text or traceback.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import State
+
+from playlog.db.models import User
+from playlog.errors import NotFound, ServiceUnavailable, ValidationFailed
+from playlog_api.tools.access import Caller
+from playlog_api.tools.registry import Tool, ToolContext
+
+STATEMENT_TIMEOUT_MS = 15_000
+QUERY_CANCELED = "57014"
+
+
+def describe(error: ValidationError, *, prefix: str = "") -> str:
+    """A validation error as one line, naming fields but never echoing their values."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item.get("loc", ()))
+        if item.get("type") == "extra_forbidden":
+            parts.append(f"unknown argument {prefix}{location}")
+            continue
+        field = f"{prefix}{location}" if location else "arguments"
+        parts.append(f"{field}: {item.get('msg', 'invalid value')}")
+    return "; ".join(parts)
+
+
+def parse_args(tool: Tool[Any, Any], args: Mapping[str, Any]) -> tuple[BaseModel, uuid.UUID | None]:
+    """The tool's input model and the ``user_id`` named alongside, from a JSON object."""
+    values = dict(args)
+    raw_user = values.pop("user_id", None)
+    user_id: uuid.UUID | None = None
+    if raw_user is not None:
+        try:
+            user_id = uuid.UUID(str(raw_user))
+        except ValueError:
+            raise ValidationFailed("user_id: not a valid user id (a UUID)") from None
+    try:
+        return tool.input.model_validate(values), user_id
+    except ValidationError as exc:
+        raise ValidationFailed(f"invalid arguments for {tool.name}: {describe(exc)}") from None
+
+
+async def invoke(
+    tool: Tool[Any, Any],
+    args: BaseModel,
+    *,
+    caller: Caller,
+    user_id: uuid.UUID | None,
+    session: AsyncSession,
+    state: State,
+) -> BaseModel:
+    """Run ``tool`` for the user ``caller`` may act for; the session's owner commits."""
+    target = caller.target(user_id)
+    user = await session.get(User, target)
+    if user is None:
+        raise NotFound(f"no user with id {target}")
+    await session.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
+    context = ToolContext(
+        session=session,
+        user=user,
+        now=datetime.now(UTC),
+        sessionmaker=state.sessionmaker,
+        cipher=state.cipher,
+        spotify=state.spotify,
+    )
+    try:
+        result: BaseModel = await tool.handler(context, args)
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
+            raise ServiceUnavailable(
+                f"{tool.name} took longer than {STATEMENT_TIMEOUT_MS // 1000} s to answer; "
+                "ask about a shorter window"
+            ) from None
+        raise
+    return result

@@ -1,0 +1,133 @@
+"""The one registry of AI tools. MCP, ``/mcp/tools``, ``/mcp/call``, the per-tool REST
+routes and ``/openapi-gpt.json`` are all generated from it.
+
+A tool is an async handler ``(ToolContext, Input) -> Output`` with Pydantic models on
+both sides. Its docstring is the description an LLM reads; the first sentence doubles as
+the OpenAPI summary, so it must say what the tool answers in ≤ 300 characters.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from playlog.crypto import TokenCipher
+from playlog.db.models import User
+from playlog.spotify.client import SpotifyClient
+
+
+class ToolArgs(BaseModel):
+    """Base of every tool's input: unknown arguments are refused, never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+In = TypeVar("In", bound=ToolArgs)
+Out = TypeVar("Out", bound=BaseModel)
+
+NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+SUMMARY_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a handler may use: the request's session and the user it acts for."""
+
+    session: AsyncSession
+    user: User
+    now: datetime
+    sessionmaker: async_sessionmaker[AsyncSession]
+    cipher: TokenCipher
+    spotify: SpotifyClient | None
+
+
+Handler = Callable[[ToolContext, In], Awaitable[Out]]
+
+
+@dataclass(frozen=True)
+class Tool(Generic[In, Out]):
+    name: str
+    path: str
+    input: type[In]
+    output: type[Out]
+    handler: Handler[In, Out]
+    description: str
+    read_only: bool = True
+
+    @property
+    def summary(self) -> str:
+        """The description's first sentence (OpenAPI summaries, catalog listings)."""
+        return re.split(r"(?<=\.)\s", self.description, maxsplit=1)[0]
+
+    @property
+    def alias(self) -> str:
+        """The dotted name of the original brief, e.g. ``history.top_artists``."""
+        return self.name.replace("_", ".", 1)
+
+
+_TOOLS: dict[str, Tool[Any, Any]] = {}
+
+
+def tool(
+    name: str, *, path: str, read_only: bool = True
+) -> Callable[[Handler[In, Out]], Handler[In, Out]]:
+    """Register a handler as a tool; input and output models come from its annotations."""
+
+    def register(handler: Handler[In, Out]) -> Handler[In, Out]:
+        hints = inspect.get_annotations(handler, eval_str=True)
+        parameters = list(inspect.signature(handler).parameters)
+        input_model = hints[parameters[1]]
+        output_model = hints["return"]
+        description = inspect.cleandoc(handler.__doc__ or "")
+        entry = Tool(
+            name=name,
+            path=path,
+            input=input_model,
+            output=output_model,
+            handler=handler,
+            description=" ".join(description.split()),
+            read_only=read_only,
+        )
+        _check(entry)
+        _TOOLS[name] = entry
+        return handler
+
+    return register
+
+
+def _check(entry: Tool[Any, Any]) -> None:
+    if not NAME.match(entry.name):
+        raise ValueError(f"tool name {entry.name!r} must match {NAME.pattern}")
+    if entry.name in _TOOLS:
+        raise ValueError(f"tool {entry.name!r} is registered twice")
+    if not entry.description:
+        raise ValueError(f"tool {entry.name!r} needs a docstring: it is the description")
+    if len(entry.summary) > SUMMARY_LIMIT:
+        raise ValueError(f"tool {entry.name!r}: first sentence over {SUMMARY_LIMIT} characters")
+    if not (isinstance(entry.input, type) and issubclass(entry.input, ToolArgs)):
+        raise TypeError(f"tool {entry.name!r}: its input must subclass ToolArgs")
+    if not (isinstance(entry.output, type) and issubclass(entry.output, BaseModel)):
+        raise TypeError(f"tool {entry.name!r}: its output must be a Pydantic model")
+
+
+def tools() -> list[Tool[Any, Any]]:
+    """Every registered tool, in the catalog's order."""
+    from playlog_api.tools.catalog import ORDER  # importing registers the tools
+
+    rank = {name: index for index, name in enumerate(ORDER)}
+    return sorted(_TOOLS.values(), key=lambda entry: (rank.get(entry.name, len(rank)), entry.name))
+
+
+def find(name: str) -> Tool[Any, Any] | None:
+    """A tool by its name or its dotted alias."""
+    for entry in tools():
+        if name in (entry.name, entry.alias):
+            return entry
+    return None

@@ -1,0 +1,220 @@
+"""The tools over plain HTTP: the catalog, one generic call endpoint, a GET route per tool
+(``/history/users/{user_id}/…`` for the admin, ``/me/…`` for a personal token) and an
+OpenAPI document of the ``/me`` routes alone, ready for a ChatGPT action."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from playlog import __version__
+from playlog.errors import AppError, ValidationFailed
+from playlog.web.db import DbSession
+from playlog_api.dependencies import Settings
+from playlog_api.tools.access import Caller, authenticate
+from playlog_api.tools.invoke import invoke, parse_args
+from playlog_api.tools.registry import Tool, find, tools
+
+log = logging.getLogger(__name__)
+
+ME_PREFIX = "/me"
+ADMIN_PREFIX = "/history/users/{user_id}"
+
+
+async def get_caller(request: Request, session: DbSession) -> Caller:
+    return await authenticate(request, session)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+class ToolInfo(BaseModel):
+    name: str
+    alias: str = Field(description="The dotted name, also accepted by /mcp/call.")
+    description: str
+    read_only: bool
+    me_path: str
+    admin_path: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+
+class Catalog(BaseModel):
+    tools: list[ToolInfo]
+
+
+class CallRequest(BaseModel):
+    tool: str = Field(max_length=100, description="Tool name or dotted alias.")
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class CallError(BaseModel):
+    code: str
+    message: str
+
+
+class CallResponse(BaseModel):
+    tool: str
+    success: bool
+    result: dict[str, Any] | None
+    error: CallError | None
+
+
+router = APIRouter(tags=["tools"])
+
+
+@router.get("/mcp/tools")
+async def list_tools(caller: CallerDep) -> Catalog:
+    """Every tool with its JSON Schemas (the same catalog MCP's tools/list gives)."""
+    return Catalog(
+        tools=[
+            ToolInfo(
+                name=entry.name,
+                alias=entry.alias,
+                description=entry.description,
+                read_only=entry.read_only,
+                me_path=f"{ME_PREFIX}/{entry.path}",
+                admin_path=f"{ADMIN_PREFIX}/{entry.path}",
+                input_schema=entry.input.model_json_schema(),
+                output_schema=entry.output.model_json_schema(),
+            )
+            for entry in tools()
+        ]
+    )
+
+
+@router.post("/mcp/call", response_model=CallResponse)
+async def call_tool(
+    request: Request, session: DbSession, caller: CallerDep, call: Annotated[CallRequest, Body()]
+) -> JSONResponse:
+    """Call any tool by name (or dotted alias) with a JSON object of arguments. Admin
+    credentials must put ``user_id`` in ``args``; a personal token may omit it."""
+    entry = find(call.tool)
+    try:
+        if entry is None:
+            raise UnknownTool(f"unknown tool {call.tool[:100]!r}: see GET /mcp/tools")
+        args, user_id = parse_args(entry, call.args)
+        result = await run(entry, args, caller, user_id, request, session)
+    except AppError as exc:
+        await session.rollback()
+        body = CallResponse(
+            tool=call.tool,
+            success=False,
+            result=None,
+            error=CallError(code=exc.code, message=exc.message),
+        )
+        return JSONResponse(body.model_dump(mode="json"), status_code=exc.status_code)
+    body = CallResponse(
+        tool=entry.name, success=True, result=result.model_dump(mode="json"), error=None
+    )
+    return JSONResponse(body.model_dump(mode="json"))
+
+
+class UnknownTool(AppError):
+    status_code = 404
+    code = "unknown_tool"
+
+
+async def run(
+    entry: Tool[Any, Any],
+    args: BaseModel,
+    caller: Caller,
+    user_id: uuid.UUID | None,
+    request: Request,
+    session: DbSession,
+) -> BaseModel:
+    return await invoke(
+        entry, args, caller=caller, user_id=user_id, session=session, state=request.app.state
+    )
+
+
+def _endpoint(entry: Tool[Any, Any], *, admin: bool) -> Any:
+    async def endpoint(
+        request: Request, session: DbSession, caller: CallerDep, **params: Any
+    ) -> Any:
+        user_id: uuid.UUID | None = params.get("user_id")
+        if not admin and caller.admin:
+            raise ValidationFailed(
+                f"the admin has no history of its own: use {ADMIN_PREFIX}/{entry.path}"
+            )
+        return await run(entry, params["args"], caller, user_id, request, session)
+
+    parameters = [
+        inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
+        inspect.Parameter("session", inspect.Parameter.KEYWORD_ONLY, annotation=DbSession),
+        inspect.Parameter("caller", inspect.Parameter.KEYWORD_ONLY, annotation=CallerDep),
+        inspect.Parameter(
+            "args", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[entry.input, Query()]
+        ),
+    ]
+    if admin:
+        parameters.append(
+            inspect.Parameter(
+                "user_id",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[uuid.UUID, Path(description="The user to act for.")],
+            )
+        )
+    endpoint.__signature__ = inspect.Signature(parameters, return_annotation=entry.output)  # type: ignore[attr-defined]
+    endpoint.__name__ = entry.name
+    return endpoint
+
+
+def tool_routers() -> tuple[APIRouter, APIRouter]:
+    """The ``/me`` routes (personal tokens) and the ``/history/users/{user_id}`` routes."""
+    me = APIRouter(prefix=ME_PREFIX, tags=["me"])
+    admin = APIRouter(prefix=ADMIN_PREFIX, tags=["history"])
+    for entry in tools():
+        for target, is_admin, operation_id in (
+            (me, False, entry.name),
+            (admin, True, f"admin_{entry.name}"),
+        ):
+            target.add_api_route(
+                f"/{entry.path}",
+                _endpoint(entry, admin=is_admin),
+                methods=["GET"],
+                response_model=entry.output,
+                operation_id=operation_id,
+                summary=entry.summary,
+                description=entry.summary if not is_admin else entry.description,
+                responses={401: {"description": "missing, invalid or revoked token"}},
+            )
+    return me, admin
+
+
+def gpt_openapi(app: FastAPI, me: APIRouter, server_url: str) -> dict[str, Any]:
+    """OpenAPI 3.1 of the ``/me`` tool routes only, with bearer auth: a ChatGPT action."""
+    spec = get_openapi(
+        title="Playlog listening history",
+        version=__version__,
+        description="Questions about the user's Spotify listening history.",
+        routes=me.routes,
+        servers=[{"url": server_url}],
+    )
+    spec.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Personal access token (plg_…).",
+        }
+    }
+    spec["security"] = [{"bearer": []}]
+    return spec
+
+
+def install(app: FastAPI) -> None:
+    me, admin = tool_routers()
+    app.include_router(router)
+    app.include_router(me)
+    app.include_router(admin)
+
+    @app.get("/openapi-gpt.json", include_in_schema=False)
+    async def openapi_gpt(settings: Settings) -> dict[str, Any]:
+        return gpt_openapi(app, me, settings.api_public_url)

@@ -1,0 +1,173 @@
+"""The tool registry's surfaces: access rules, /mcp/call, per-tool routes, the GPT document."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from playlog.access_tokens import create_token, revoke_token
+from playlog.db.models import User
+from playlog.testing.factories import add_user
+from playlog.testing.history import add_listens, add_track
+from playlog_api.tools.catalog import ORDER
+from playlog_api.tools.registry import tools
+
+
+async def _two_listeners(db_session: AsyncSession, listener: User) -> User:
+    other = await add_user(db_session, "Other", authorized_days_ago=None, checkpoint=None)
+    mine = await add_track(db_session, "Mine", "Me Artist")
+    theirs = await add_track(db_session, "Theirs", "Them Artist")
+    await add_listens(db_session, listener.id, mine, datetime(2026, 3, 1, 12, tzinfo=UTC))
+    await add_listens(db_session, other.id, theirs, datetime(2026, 3, 1, 12, tzinfo=UTC))
+    return other
+
+
+WINDOW = {"start": "2026-03-01", "end": "2026-03-31"}
+
+
+async def test_a_personal_token_reads_only_its_own_user(
+    client: httpx.AsyncClient, db_session: AsyncSession, listener: User, personal: dict[str, str]
+) -> None:
+    other = await _two_listeners(db_session, listener)
+    mine = await client.get("/me/top-tracks", headers=personal, params=WINDOW)
+    assert mine.status_code == 200, mine.text
+    assert [t["name"] for t in mine.json()["tracks"]] == ["Mine"]
+
+    refused = await client.post(
+        "/mcp/call",
+        headers=personal,
+        json={"tool": "history_top_tracks", "args": {**WINDOW, "user_id": str(other.id)}},
+    )
+    assert refused.status_code == 403
+    assert refused.json()["success"] is False
+    assert refused.json()["result"] is None
+    assert "own user" in refused.json()["error"]["message"]
+
+    routed = await client.get(f"/history/users/{other.id}/top-tracks", headers=personal)
+    assert routed.status_code == 403
+
+
+async def test_the_admin_must_name_the_user(
+    client: httpx.AsyncClient, db_session: AsyncSession, listener: User, admin: dict[str, str]
+) -> None:
+    other = await _two_listeners(db_session, listener)
+    unnamed = await client.post(
+        "/mcp/call", headers=admin, json={"tool": "history_top_tracks", "args": WINDOW}
+    )
+    assert unnamed.status_code == 422
+    assert "user_id is required" in unnamed.json()["error"]["message"]
+
+    named = await client.post(
+        "/mcp/call",
+        headers=admin,
+        json={"tool": "history.top_tracks", "args": {**WINDOW, "user_id": str(other.id)}},
+    )
+    assert named.status_code == 200, named.text
+    assert named.json()["tool"] == "history_top_tracks"
+    assert [t["name"] for t in named.json()["result"]["tracks"]] == ["Theirs"]
+
+    routed = await client.get(f"/history/users/{other.id}/top-tracks", headers=admin, params=WINDOW)
+    assert [t["name"] for t in routed.json()["tracks"]] == ["Theirs"]
+    me = await client.get("/me/top-tracks", headers=admin)
+    assert me.status_code == 422
+    assert "/history/users/{user_id}/top-tracks" in me.json()["error"]["message"]
+
+
+async def test_missing_invalid_and_revoked_tokens_get_401_with_a_challenge(
+    client: httpx.AsyncClient, db_session: AsyncSession, listener: User
+) -> None:
+    issued = await create_token(db_session, listener.id, "soon revoked")
+    await revoke_token(db_session, listener.id, issued.token.id)
+    cases = {
+        "missing": {},
+        "forged": {"Authorization": "Bearer plg_" + "A" * 43},
+        "revoked": {"Authorization": f"Bearer {issued.secret}"},
+        "wrong admin": {"Authorization": "Bearer not-the-admin-token"},
+    }
+    for case, headers in cases.items():
+        for method, path, body in (
+            ("GET", "/me/taste-summary", None),
+            ("POST", "/mcp/call", {"tool": "history_coverage", "args": {}}),
+            ("GET", "/mcp/tools", None),
+            ("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        ):
+            response = await client.request(method, path, headers=headers, json=body)
+            assert response.status_code == 401, (case, path, response.text)
+            assert response.headers["www-authenticate"].startswith("Bearer realm="), case
+            assert issued.secret not in response.text
+
+
+async def test_bad_arguments_get_a_clear_422_and_no_500(
+    client: httpx.AsyncClient, personal: dict[str, str]
+) -> None:
+    cases = [
+        ({"days": 0}, "days"),
+        ({"days": 36501}, "days"),
+        ({"days": "ninety"}, "days"),
+        ({"days": 7, "start": "2026-01-01"}, "either days or start/end"),
+        ({"start": "2026-02-01", "end": "2026-01-01"}, "is after end"),
+        ({"start": "1999-12-31"}, "start must be between"),
+        ({"start": "2026-02-30"}, "start"),
+        ({"tz": "Mars/Olympus"}, "unknown time zone"),
+        ({"limit": 51}, "limit"),
+        ({"bogus": 1}, "unknown argument bogus"),
+        ({"user_id": "not-a-uuid"}, "user_id"),
+    ]
+    for args, expected in cases:
+        response = await client.post(
+            "/mcp/call", headers=personal, json={"tool": "history_top_artists", "args": args}
+        )
+        assert response.status_code == 422, (args, response.text)
+        assert expected in response.json()["error"]["message"], (args, response.text)
+    rest = await client.get("/me/top-artists", headers=personal, params={"tz": "Nowhere/City"})
+    assert rest.status_code == 422
+    assert "unknown time zone" in rest.text
+    unknown = await client.post("/mcp/call", headers=personal, json={"tool": "drop_tables"})
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "unknown_tool"
+    malformed = await client.post("/mcp/call", headers=personal, content=b"{not json")
+    assert malformed.status_code == 422
+    wrong_shape = await client.post("/mcp/call", headers=personal, json={"tool": 3, "args": []})
+    assert wrong_shape.status_code == 422
+
+
+async def test_the_catalog_lists_every_tool_with_schemas(
+    client: httpx.AsyncClient, personal: dict[str, str]
+) -> None:
+    catalog = (await client.get("/mcp/tools", headers=personal)).json()["tools"]
+    assert [t["name"] for t in catalog] == [t.name for t in tools()]
+    for entry in catalog:
+        assert entry["alias"] == entry["name"].replace("_", ".", 1)
+        assert entry["input_schema"]["type"] == "object"
+        assert entry["output_schema"]["type"] == "object"
+        assert entry["description"]
+
+
+async def test_the_gpt_action_document_holds_only_tool_operations(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = (await client.get("/openapi-gpt.json")).json()
+    assert spec["openapi"].startswith("3.1")
+    operations = [op for path in spec["paths"].values() for op in path.values()]
+    ids = [op["operationId"] for op in operations]
+    assert sorted(ids) == sorted(t.name for t in tools())
+    assert len(set(ids)) == len(ids)
+    assert all(path.startswith("/me/") for path in spec["paths"])
+    for op in operations:
+        assert len(op["description"]) <= 300
+        assert len(op["summary"]) <= 300
+    assert spec["security"] == [{"bearer": []}]
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert spec["servers"] == [{"url": "http://testserver"}]
+    assert len(str(spec)) < 100_000
+
+
+def test_the_registry_holds_exactly_the_catalog() -> None:
+    names = [entry.name for entry in tools()]
+    assert names == list(ORDER)
+    assert len(names) == 19
+    for entry in tools():
+        assert len(entry.summary) <= 300
+        assert entry.input.model_config.get("extra") == "forbid"

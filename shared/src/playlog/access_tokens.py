@@ -1,0 +1,198 @@
+"""Personal access tokens: issuing, listing, revoking and checking them.
+
+A token is ``plg_`` followed by 43 URL-safe characters (256 random bits). Only its SHA-256
+hash is stored, with the first characters as a display prefix; the token itself is shown
+once, when it is created. Every function here only flushes: the caller owns the
+transaction. Nothing here logs a token or its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from playlog.db.engine import db_now
+from playlog.db.models import ApiToken, User
+from playlog.errors import Conflict, NotFound, ValidationFailed
+
+TOKEN_PREFIX = "plg_"  # noqa: S105 - a marker, not a secret
+# Characters of the token kept in clear to tell tokens apart: "plg_" and 8 random ones
+# (48 of the 256 random bits), which leaves 208 bits to guess.
+DISPLAY_PREFIX_LENGTH = 12
+MAX_NAME_LENGTH = 100
+MAX_ACTIVE_TOKENS = 50
+# Generated tokens are 47 characters; anything much longer is not ours and is refused
+# before it costs a hash or a query.
+MAX_PRESENTED_LENGTH = 200
+# last_used_at is written at most this often per token, so authenticated calls do not
+# each cost a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A newly created token: its row and the secret, which is never available again."""
+
+    token: ApiToken
+    secret: str
+
+
+def generate_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token: SHA-256, hex. Tokens are random, so no salt is needed."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def display_prefix(token: str) -> str:
+    return token[:DISPLAY_PREFIX_LENGTH]
+
+
+def is_active(token: ApiToken, now: datetime) -> bool:
+    """Whether the token authenticates at ``now`` (pass the database's clock)."""
+    return token.revoked_at is None and (token.expires_at is None or token.expires_at > now)
+
+
+def _live() -> ColumnElement[bool]:
+    """SQL twin of :func:`is_active`, at the database's clock."""
+    return and_(
+        ApiToken.revoked_at.is_(None),
+        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > func.now()),
+    )
+
+
+def validate_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("token name must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValidationFailed(f"token name must be at most {MAX_NAME_LENGTH} characters")
+    if not name.isprintable():
+        # Names are printed one per line by the command line and the admin views.
+        raise ValidationFailed("token name must not contain control characters")
+    return name
+
+
+async def _require_user(session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False) -> None:
+    statement = select(User.id).where(User.id == user_id)
+    if lock:
+        # FOR NO KEY UPDATE: concurrent creations for one user take turns, so two cannot
+        # both pass the cap; rows that merely reference the user are not blocked.
+        statement = statement.with_for_update(key_share=True)
+    if await session.scalar(statement) is None:
+        raise NotFound(f"no user with id {user_id}")
+
+
+async def create_token(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    name: str,
+    *,
+    expires_at: datetime | None = None,
+) -> IssuedToken:
+    """Issue a token for the user. NotFound for an unknown user; ValidationFailed for a
+    bad name or an expiry that is naive or not in the future; Conflict at the cap of
+    MAX_ACTIVE_TOKENS active tokens."""
+    name = validate_name(name)
+    if expires_at is not None:
+        if expires_at.tzinfo is None or expires_at.utcoffset() is None:
+            raise ValidationFailed("expires_at must include a time zone")
+        if expires_at <= await db_now(session):
+            raise ValidationFailed("expires_at must be in the future")
+    await _require_user(session, user_id, lock=True)
+    active = await session.scalar(
+        select(func.count()).select_from(ApiToken).where(ApiToken.user_id == user_id, _live())
+    )
+    if (active or 0) >= MAX_ACTIVE_TOKENS:
+        raise Conflict(
+            f"user {user_id} already has {MAX_ACTIVE_TOKENS} active tokens: "
+            "revoke one before creating another"
+        )
+    secret = generate_token()
+    row = ApiToken(
+        user_id=user_id,
+        name=name,
+        token_hash=hash_token(secret),
+        prefix=display_prefix(secret),
+        expires_at=expires_at,
+    )
+    session.add(row)
+    await session.flush()
+    await session.refresh(row)
+    return IssuedToken(token=row, secret=secret)
+
+
+async def list_tokens(session: AsyncSession, user_id: uuid.UUID) -> list[ApiToken]:
+    """Every token of the user, newest first, revoked and expired ones included."""
+    await _require_user(session, user_id)
+    rows = await session.scalars(
+        select(ApiToken)
+        .where(ApiToken.user_id == user_id)
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)
+
+
+async def revoke_token(session: AsyncSession, user_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken:
+    """Revoke the user's token at the database's clock. Revoking it again changes nothing
+    (the first revocation time stays). NotFound when the token is not this user's."""
+    revoked = await session.scalar(
+        update(ApiToken)
+        .where(ApiToken.id == token_id, ApiToken.user_id == user_id)
+        .values(revoked_at=func.coalesce(ApiToken.revoked_at, func.now()))
+        .returning(ApiToken)
+        .execution_options(populate_existing=True)
+    )
+    if revoked is None:
+        await _require_user(session, user_id)
+        raise NotFound(f"user {user_id} has no token with id {token_id}")
+    return revoked
+
+
+async def authenticate_token(session: AsyncSession, presented: str) -> ApiToken | None:
+    """The live token (not revoked, not expired) that ``presented`` is, else None.
+
+    The lookup is by hash, through the unique index: the time it takes says nothing
+    about how much of a guess was right.
+    """
+    if (
+        not presented.startswith(TOKEN_PREFIX)
+        or len(presented) > MAX_PRESENTED_LENGTH
+        # Tokens are ASCII; anything else (a lone surrogate would not even encode) is not one.
+        or not presented.isascii()
+    ):
+        return None
+    token = await session.scalar(
+        select(ApiToken)
+        .where(ApiToken.token_hash == hash_token(presented), _live())
+        .execution_options(populate_existing=True)
+    )
+    if token is None:
+        return None
+    used_at = await session.scalar(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token.id,
+            or_(
+                ApiToken.last_used_at.is_(None),
+                ApiToken.last_used_at < func.now() - LAST_USED_RESOLUTION,
+            ),
+        )
+        .values(last_used_at=func.now())
+        .returning(ApiToken.last_used_at)
+        .execution_options(synchronize_session=False)
+    )
+    if used_at is not None:
+        # Already written: record it on the object without marking it for another UPDATE.
+        set_committed_value(token, "last_used_at", used_at)
+    return token
