@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import httpx
+from openapi_spec_validator import OpenAPIV31SpecValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.access_tokens import create_token, revoke_token
@@ -150,6 +151,7 @@ async def test_the_gpt_action_document_holds_only_tool_operations(
 ) -> None:
     spec = (await client.get("/openapi-gpt.json")).json()
     assert spec["openapi"].startswith("3.1")
+    OpenAPIV31SpecValidator(spec).validate()
     operations = [op for path in spec["paths"].values() for op in path.values()]
     ids = [op["operationId"] for op in operations]
     assert sorted(ids) == sorted(t.name for t in tools())
@@ -171,3 +173,12 @@ def test_the_registry_holds_exactly_the_catalog() -> None:
     for entry in tools():
         assert len(entry.summary) <= 300
         assert entry.input.model_config.get("extra") == "forbid"
+
+
+async def test_the_full_openapi_document_is_valid_with_unique_operation_ids(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    OpenAPIV31SpecValidator(spec).validate()
+    ids = [op["operationId"] for path in spec["paths"].values() for op in path.values()]
+    assert len(ids) == len(set(ids))

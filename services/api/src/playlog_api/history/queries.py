@@ -233,15 +233,46 @@ async def top_artists(session: AsyncSession, scope: Scope, limit: int) -> list[A
     ]
 
 
-async def unique_counts(session: AsyncSession, scope: Scope) -> tuple[int, int]:
-    """Distinct music tracks and distinct primary artists with at least one play."""
-    found = await music(session, scope, 1)
-    return found.unique_tracks, found.unique_artists
-
-
-async def repeat_stats(session: AsyncSession, scope: Scope) -> RepeatStats:
-    """How much of the listening went to tracks heard before within the window (music)."""
-    return (await music(session, scope, 1)).repeat
+async def repeat_stats(
+    session: AsyncSession, scope: Scope, limit: int = 1
+) -> tuple[RepeatStats, list[TrackCount]]:
+    """How much of the window's music went to tracks heard before, and the ``limit`` most
+    played tracks: one statement, and artists are looked up for the top tracks only."""
+    sql = f"""
+        WITH m AS MATERIALIZED (
+            SELECT t.track_id, t.plays, t.listening_ms, tr.name, tr.album_name
+            FROM ({scope.track_plays}) t
+            JOIN tracks tr ON tr.track_id = t.track_id AND tr.kind = 'track'
+            WHERE t.plays > 0
+        )
+        SELECT
+            (SELECT json_build_array(count(*), coalesce(sum(plays), 0),
+                count(*) FILTER (WHERE plays = 1), count(*) FILTER (WHERE plays >= 10),
+                coalesce(max(plays), 0)) FROM m),
+            (SELECT coalesce(json_agg(json_build_array(top.track_id, top.name, a.name,
+                top.album_name, top.plays, top.listening_ms)
+                ORDER BY top.plays DESC, top.listening_ms DESC, top.name, top.track_id), '[]')
+             FROM (SELECT * FROM m ORDER BY plays DESC, listening_ms DESC, name, track_id
+                   LIMIT :limit) top
+             LEFT JOIN track_artists ta ON ta.track_id = top.track_id AND ta.position = 0
+             LEFT JOIN artists a ON a.artist_id = ta.artist_id)"""
+    counts, tracks = (await _rows(session, sql, {**scope.params, "limit": limit}))[0]
+    unique, plays, once, ten_plus, most = _json(counts)
+    stats = RepeatStats(
+        plays=plays,
+        unique_tracks=unique,
+        repeat_rate=round(1 - unique / plays, 4) if plays else 0.0,
+        plays_per_track=round(plays / unique, 2) if unique else 0.0,
+        tracks_played_once=once,
+        tracks_played_10_plus=ten_plus,
+        most_plays_of_one_track=most,
+    )
+    return stats, [
+        TrackCount(
+            track_id=track_id, name=name, artist=artist, album=album, plays=n, hours=_hours(ms)
+        )
+        for track_id, name, artist, album, n, ms in _json(tracks)
+    ]
 
 
 async def top_albums(session: AsyncSession, scope: Scope, limit: int) -> list[AlbumCount]:

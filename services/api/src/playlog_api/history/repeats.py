@@ -103,12 +103,12 @@ async def history_repeat_rate(context: ToolContext, args: RepeatRateArgs) -> Rep
     run. Music only; plays follow the 30-second rule and skips do not break a run."""
     scope = await open_scope(context, args)
     # The repeat figures and the top tracks come from one statement over the window.
-    music = await queries.music(context.session, scope, args.limit)
+    stats, top = await queries.repeat_stats(context.session, scope, args.limit)
     repeats, longest = await back_to_back(context, scope)
     return RepeatRate(
-        **music.repeat.model_dump(),
+        **stats.model_dump(),
         window=scope.window.view,
-        most_repeated=[track for track in music.top_tracks if track.plays >= 2],
+        most_repeated=[track for track in top if track.plays >= 2],
         consecutive_repeats=repeats,
         longest_run=longest,
     )
