@@ -5,7 +5,6 @@ OpenAPI document of the ``/me`` routes alone, ready for a ChatGPT action."""
 from __future__ import annotations
 
 import inspect
-import logging
 import uuid
 from typing import Annotated, Any
 
@@ -21,8 +20,6 @@ from playlog_api.dependencies import Settings
 from playlog_api.tools.access import Caller, authenticate
 from playlog_api.tools.invoke import invoke, parse_args
 from playlog_api.tools.registry import Tool, find, tools
-
-log = logging.getLogger(__name__)
 
 ME_PREFIX = "/me"
 ADMIN_PREFIX = "/history/users/{user_id}"
@@ -101,11 +98,13 @@ async def call_tool(
         if entry is None:
             raise UnknownTool(f"unknown tool {call.tool[:100]!r}: see GET /mcp/tools")
         args, user_id = parse_args(entry, call.args)
-        result = await run(entry, args, caller, user_id, request, session)
+        result = await invoke(
+            entry, args, caller=caller, user_id=user_id, session=session, state=request.app.state
+        )
     except AppError as exc:
         await session.rollback()
         body = CallResponse(
-            tool=call.tool,
+            tool=entry.name if entry else call.tool[:100],
             success=False,
             result=None,
             error=CallError(code=exc.code, message=exc.message),
@@ -122,19 +121,6 @@ class UnknownTool(AppError):
     code = "unknown_tool"
 
 
-async def run(
-    entry: Tool[Any, Any],
-    args: BaseModel,
-    caller: Caller,
-    user_id: uuid.UUID | None,
-    request: Request,
-    session: DbSession,
-) -> BaseModel:
-    return await invoke(
-        entry, args, caller=caller, user_id=user_id, session=session, state=request.app.state
-    )
-
-
 def _endpoint(entry: Tool[Any, Any], *, admin: bool) -> Any:
     async def endpoint(
         request: Request, session: DbSession, caller: CallerDep, **params: Any
@@ -144,7 +130,14 @@ def _endpoint(entry: Tool[Any, Any], *, admin: bool) -> Any:
             raise ValidationFailed(
                 f"the admin has no history of its own: use {ADMIN_PREFIX}/{entry.path}"
             )
-        return await run(entry, params["args"], caller, user_id, request, session)
+        return await invoke(
+            entry,
+            params["args"],
+            caller=caller,
+            user_id=user_id,
+            session=session,
+            state=request.app.state,
+        )
 
     parameters = [
         inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
