@@ -14,13 +14,12 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 import ijson
 
 from playlog.errors import ValidationFailed
 from playlog.exports.storage import ZIP_SIGNATURE
-from playlog.settings import ImportSettings
 
 Format = Literal["extended", "account_data"]
 
@@ -41,6 +40,22 @@ REQUIRED_KEYS: dict[Format, frozenset[str]] = {
     "extended": frozenset({"ts", "ms_played"}),
     "account_data": frozenset({"endTime", "msPlayed"}),
 }
+
+
+class ArchiveLimits(Protocol):
+    """What an archive may be (``ImportSettings``, or its copy in the reader process,
+    which does not load the settings machinery)."""
+
+    @property
+    def import_max_zip_size_mb(self) -> int: ...
+    @property
+    def import_max_zip_size_bytes(self) -> int: ...
+    @property
+    def import_max_uncompressed_mb(self) -> int: ...
+    @property
+    def import_max_compression_ratio(self) -> float: ...
+    @property
+    def import_max_members(self) -> int: ...
 
 
 class ExportRejected(ValidationFailed):
@@ -92,7 +107,7 @@ def _natural_key(member: HistoryMember) -> tuple[int, list[Any]]:
 class ExportArchive:
     """A ZIP export opened for reading; use as a context manager."""
 
-    def __init__(self, path: Path, limits: ImportSettings) -> None:
+    def __init__(self, path: Path, limits: ArchiveLimits) -> None:
         self.path = path
         self.limits = limits
         self.inflated = 0
@@ -190,7 +205,7 @@ class MemberRead:
     inflated: int = 0
 
 
-def _open_zip(path: Path, size: int, limits: ImportSettings) -> zipfile.ZipFile:
+def _open_zip(path: Path, size: int, limits: ArchiveLimits) -> zipfile.ZipFile:
     if size > limits.import_max_zip_size_bytes:
         raise ExportRejected(
             f"the file is {size / MB:.0f} MB, more than IMPORT_MAX_ZIP_SIZE_MB "

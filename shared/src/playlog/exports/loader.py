@@ -9,15 +9,13 @@ commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
 from playlog.exports.archive import Format
-from playlog.exports.records import STAGE_COLUMNS, Item
+from playlog.exports.records import STAGE_COLUMNS
 from playlog.history.identity import MAX_MATCH_WINDOW, PlayIdentity, match_one_to_one
 from playlog.history.locks import LOCK_SQL, history_lock_key
 
@@ -158,21 +156,30 @@ async def lock_history(connection: asyncpg.Connection, user_id: uuid.UUID) -> No
     await connection.execute(LOCK_SQL, *history_lock_key(user_id))
 
 
-async def stage(connection: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    await connection.copy_records_to_table("import_stage", records=rows, columns=STAGE_COLUMNS)
+async def stage(connection: asyncpg.Connection, data: bytes) -> None:
+    """Copy a batch encoded by :func:`playlog.exports.copydata.stage_rows`."""
+    await _copy(connection, "import_stage", data, STAGE_COLUMNS)
+
+
+async def _copy(
+    connection: asyncpg.Connection, table: str, data: bytes, columns: tuple[str, ...]
+) -> None:
+    # A memoryview: asyncpg would take bytes for a file name.
+    await connection.copy_to_table(table, source=memoryview(data), columns=columns, format="binary")
 
 
 async def store(
     connection: asyncpg.Connection,
     user_id: uuid.UUID,
     family: Format,
-    items: Sequence[Item],
+    items: bytes | None,
     counts: MemberCounts,
     span: tuple[datetime, datetime] | None,
 ) -> None:
-    """Store the staged member: catalog first, then plays under the cross-source rule."""
+    """Store the staged member: catalog first (``items`` encoded by
+    :func:`playlog.exports.copydata.items`), then plays under the cross-source rule."""
     if items:
-        await connection.copy_records_to_table("import_items", records=items, columns=ITEM_COLUMNS)
+        await _copy(connection, "import_items", items, ITEM_COLUMNS)
         for statement in _INSERT_CATALOG:
             await connection.execute(statement)
     if span is None:

@@ -47,6 +47,10 @@ NOT_AN_OBJECT = "not_an_object"
 
 # (track_id, kind, name, album_name, show_name, uri, artist_id, artist_name)
 Item = tuple[str, str, str, str | None, str | None, str | None, str | None, str | None]
+_MAX_INT4 = 2**31 - 1
+_TRACK_URI = "spotify:track:"
+# Account data knows nothing of how a play started or ended.
+_NO_BEHAVIOUR = (None,) * 7
 
 
 # Hashing names costs microseconds; exports name the same few thousand items over and over.
@@ -56,10 +60,6 @@ _track_id = lru_cache(maxsize=65_536)(local_track_id)
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _flag(value: object) -> bool | None:
-    return value if isinstance(value, bool) else None
 
 
 def _time(value: object) -> datetime | None:
@@ -104,39 +104,11 @@ class MemberRows:
         if item[0] not in self._known and item[0] not in self.items:
             self.items[item[0]] = item
 
-    def _stage(
-        self,
-        played_at: datetime,
-        track_id: str,
-        ms_played: int | None,
-        record: dict[str, Any],
-        extended: bool,
-    ) -> None:
+    def _span(self, played_at: datetime) -> None:
         if self.earliest is None or played_at < self.earliest:
             self.earliest = played_at
         if self.latest is None or played_at > self.latest:
             self.latest = played_at
-        if not extended:
-            self.rows.append((played_at, track_id, ms_played, *((None,) * 7)))
-            return
-        sensitive = None
-        if self._keep_sensitive:
-            kept = {key: record[key] for key in SENSITIVE_FIELDS if record.get(key) is not None}
-            sensitive = json.dumps(kept) if kept else None
-        self.rows.append(
-            (
-                played_at,
-                track_id,
-                ms_played,
-                _text(record.get("reason_start")),
-                _text(record.get("reason_end")),
-                _flag(record.get("shuffle")),
-                _flag(record.get("skipped")),
-                _flag(record.get("offline")),
-                _flag(record.get("incognito_mode")),
-                sensitive,
-            )
-        )
 
     def _common(
         self, record: Any, time_key: str, ms_key: str
@@ -152,21 +124,55 @@ class MemberRows:
         ms = record.get(ms_key)
         if isinstance(ms, float) and ms.is_integer():
             ms = int(ms)
-        if ms is not None and (type(ms) is not int or ms < 0 or ms > 2**31 - 1):
+        if ms is not None and (type(ms) is not int or ms < 0 or ms > _MAX_INT4):
             self.skipped[INVALID_MS_PLAYED] += 1
             return None
         return played_at, ms
 
+    # Runs once per record of an import: the helpers are inlined as plain expressions
+    # (each call would cost about as much as the work it does).
     def _add_extended(self, record: Any) -> None:
         common = self._common(record, "ts", "ms_played")
         if common is None:
             return
-        item = _extended_item(record)
-        if item is None:
-            self.skipped[NO_IDENTITY] += 1
-            return
-        self._item(item)
-        self._stage(common[0], item[0], common[1], record, True)
+        get = record.get
+        uri = get("spotify_track_uri")
+        if uri.__class__ is str and uri.startswith(_TRACK_URI) and len(uri) > len(_TRACK_URI):
+            # Most plays: the id is in the URI, and the item is only built when it is new.
+            track_id = uri[len(_TRACK_URI) :]
+            if track_id not in self.items and track_id not in self._known:
+                self.items[track_id] = _spotify_track(record, track_id, uri)
+        else:
+            item = _extended_item(record)
+            if item is None:
+                self.skipped[NO_IDENTITY] += 1
+                return
+            track_id = item[0]
+            if track_id not in self.items and track_id not in self._known:
+                self.items[track_id] = item
+        played_at = common[0]
+        self._span(played_at)
+        sensitive = None
+        if self._keep_sensitive:
+            kept = {key: record[key] for key in SENSITIVE_FIELDS if get(key) is not None}
+            sensitive = json.dumps(kept) if kept else None
+        start, end = get("reason_start"), get("reason_end")
+        shuffle, skipped = get("shuffle"), get("skipped")
+        offline, incognito = get("offline"), get("incognito_mode")
+        self.rows.append(
+            (
+                played_at,
+                track_id,
+                common[1],
+                start if start.__class__ is str and start else None,
+                end if end.__class__ is str and end else None,
+                shuffle if shuffle.__class__ is bool else None,
+                skipped if skipped.__class__ is bool else None,
+                offline if offline.__class__ is bool else None,
+                incognito if incognito.__class__ is bool else None,
+                sensitive,
+            )
+        )
 
     def _add_account_data(self, record: Any) -> None:
         common = self._common(record, "endTime", "msPlayed")
@@ -177,21 +183,22 @@ class MemberRows:
             self.skipped[NO_IDENTITY] += 1
             return
         self._item(item)
-        self._stage(common[0], item[0], common[1], record, False)
+        self._span(common[0])
+        self.rows.append((common[0], item[0], common[1], *_NO_BEHAVIOUR))
 
 
 def _extended_item(record: dict[str, Any]) -> Item | None:
     track_uri = _text(record.get("spotify_track_uri"))
     track_name = _text(record.get("master_metadata_track_name"))
     if track_uri or track_name:
+        spotify_id = _spotify_id(track_uri, "track")
+        if spotify_id is not None and track_uri is not None:
+            return _spotify_track(record, spotify_id, track_uri)
+        if track_name is None:
+            return None
         artist = _text(record.get("master_metadata_album_artist_name"))
         album = _text(record.get("master_metadata_album_album_name"))
-        spotify_id = _spotify_id(track_uri, "track")
-        if spotify_id is None and track_name is None:
-            return None
-        track_id = spotify_id or _track_id(artist, track_name, album)
-        uri = track_uri if spotify_id else None
-        return _music(track_id, track_name or spotify_id or "", album, uri, artist)
+        return _music(_track_id(artist, track_name, album), track_name, album, None, artist)
     episode_uri = _text(record.get("spotify_episode_uri"))
     episode_name = _text(record.get("episode_name"))
     if episode_uri or episode_name:
@@ -203,6 +210,13 @@ def _extended_item(record: dict[str, Any]) -> Item | None:
         book = _text(record.get("audiobook_title"))
         return _spoken("audiobook", chapter_uri, chapter or book, book)
     return None
+
+
+def _spotify_track(record: dict[str, Any], spotify_id: str, uri: str) -> Item:
+    name = _text(record.get("master_metadata_track_name"))
+    album = _text(record.get("master_metadata_album_album_name"))
+    artist = _text(record.get("master_metadata_album_artist_name"))
+    return _music(spotify_id, name or spotify_id, album, uri, artist)
 
 
 def _account_item(record: dict[str, Any]) -> Item | None:

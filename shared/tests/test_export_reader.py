@@ -1,0 +1,315 @@
+"""The export reader process: its COPY encoding, its errors crossing the process boundary,
+and that it never outlives an import, however the import ends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from playlog.exports import copydata, importer, loader, reader
+from playlog.exports.archive import ExportRejected
+from playlog.exports.importer import ImportCancelled, Progress, import_export
+from playlog.exports.reader import ExportReaderFailed, ReaderProcess
+from playlog.exports.records import STAGE_COLUMNS
+from playlog.exports.report import MemberReport
+from playlog.settings import ImportSettings
+from playlog.testing.exports import (
+    delete_users_and_their_catalog,
+    extended_member,
+    track_play,
+    write_zip,
+)
+
+SETTINGS = ImportSettings()
+pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
+
+
+@pytest_asyncio.fixture
+async def user_id(db_engine: AsyncEngine) -> AsyncIterator[uuid.UUID]:
+    async with db_engine.begin() as connection:
+        created = await connection.execute(
+            text("INSERT INTO users (display_name) VALUES ('reader') RETURNING id")
+        )
+        new_id: uuid.UUID = created.scalar_one()
+    yield new_id
+    await delete_users_and_their_catalog(db_engine, [new_id])
+
+
+def reader_children() -> list[int]:
+    """Export reader processes that are children of this one (alive or not yet reaped)."""
+    found = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as children:
+            for pid in children.read().split():
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                        arguments = cmdline.read().split(b"\0")
+                except FileNotFoundError:
+                    continue
+                if b"playlog.exports.reader" in arguments or b"fake-reader" in arguments:
+                    found.append(int(pid))
+    return found
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[ReaderProcess]]:
+    """The reader processes the imports of a test start; none may be left at its end."""
+    processes: list[ReaderProcess] = []
+    original = ReaderProcess.start.__func__  # type: ignore[attr-defined]
+
+    async def start(cls: type[ReaderProcess]) -> ReaderProcess:
+        process: ReaderProcess = await original(cls)
+        processes.append(process)
+        return process
+
+    monkeypatch.setattr(ReaderProcess, "start", classmethod(start))
+    yield processes
+    assert reader_children() == []
+
+
+def fake_reader(monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    """Run ``code`` as the reader process instead of the real one."""
+    monkeypatch.setattr(reader, "_command", lambda: [sys.executable, "-c", code, "fake-reader"])
+
+
+async def plays(engine: AsyncEngine, user: uuid.UUID) -> int:
+    async with engine.connect() as connection:
+        count = await connection.scalar(
+            text("SELECT count(*) FROM plays WHERE user_id = :u"), {"u": user}
+        )
+        return int(count or 0)
+
+
+def plays_in(count: int, month: int) -> list[dict[str, Any]]:
+    return [
+        track_play(f"2024-{month:02d}-01T00:00:00Z", f"{i:022d}", ms_played=i) for i in range(count)
+    ]
+
+
+def as_json(value: Any) -> Any:
+    # jsonb comes back decoded or as text, depending on the connection's codecs.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+async def test_staged_rows_and_items_survive_the_binary_copy(db_engine: AsyncEngine) -> None:
+    rows = [
+        (
+            datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC),
+            "4uLU6hMCjMI75M1A2tKUQC",
+            2**31 - 1,
+            "trackdone",
+            "fwdbtn",
+            True,
+            False,
+            True,
+            False,
+            '{"ip_addr": "192.0.2.10", "platform": "Android OS 9 (Ärger ✨)"}',
+        ),
+        (datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC), "local:ab", 0, *([None] * 7)),
+    ]
+    items = [("local:ab", "track", "月光 \t\\ \n", None, None, None, "local:cd", "Sigur Rós")]
+    async with db_engine.connect() as wrapper:
+        connection: asyncpg.Connection = (await wrapper.get_raw_connection()).driver_connection
+        async with connection.transaction():
+            await loader.prepare(connection)
+            await loader.stage(connection, copydata.stage_rows(rows))
+            await connection.copy_to_table(
+                "import_items",
+                source=memoryview(copydata.items(items)),
+                columns=loader.ITEM_COLUMNS,
+                format="binary",
+            )
+            stored = await connection.fetch(
+                "SELECT played_at, track_id, ms_played, reason_start, reason_end, shuffle, "
+                "skipped, offline, incognito, sensitive FROM import_stage ORDER BY played_at DESC"
+            )
+            stored_items = await connection.fetch(
+                "SELECT track_id, kind, name, album_name, show_name, uri, artist_id, artist_name "
+                "FROM import_items"
+            )
+    assert STAGE_COLUMNS[-1] == "sensitive"
+    assert [(*row[:-1], as_json(row[-1])) for row in stored] == [
+        (*row[:-1], as_json(row[-1])) for row in rows
+    ]
+    assert [tuple(row) for row in stored_items] == items
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ExportRejected("the export holds more than IMPORT_MAX_RECORDS (10) records"),
+        FileNotFoundError(2, "No such file or directory", "/uploads/x.zip"),
+    ],
+)
+def test_errors_cross_the_process_boundary_as_they_were(error: Exception) -> None:
+    crossed = reader._error(json.loads(json.dumps(reader._error_head(error))))
+    assert (type(crossed), str(crossed)) == (type(error), str(error))
+
+
+def test_an_unexpected_error_in_the_reader_is_named() -> None:
+    crossed = reader._error(reader._error_head(KeyError("ts")))
+    assert isinstance(crossed, ExportReaderFailed)
+    assert str(crossed) == "the export reader failed: KeyError: 'ts'"
+
+
+async def test_a_reader_that_dies_stops_the_import_with_a_clear_error(
+    db_engine: AsyncEngine,
+    user_id: uuid.UUID,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    started: list[ReaderProcess],
+) -> None:
+    fake_reader(monkeypatch, "import os, sys; sys.stdin.read(); os.kill(os.getpid(), 9)")
+    path = write_zip(tmp_path / "e.zip", {extended_member(): plays_in(3, 1)})
+    with pytest.raises(ExportReaderFailed, match=r"stopped \(killed by SIGKILL\)"):
+        await import_export(db_engine, user_id, path, SETTINGS)
+    assert len(started) == 1
+    assert await plays(db_engine, user_id) == 0
+
+
+async def test_a_reader_that_talks_nonsense_is_stopped(
+    db_engine: AsyncEngine,
+    user_id: uuid.UUID,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    started: list[ReaderProcess],
+) -> None:
+    # A well-formed frame of an unknown kind, then the child hangs on: it must be killed.
+    fake_reader(
+        monkeypatch,
+        "import struct, sys, time; sys.stdin.read(); "
+        "sys.stdout.buffer.write(struct.pack('>cII', b'Z', 2, 0) + b'{}'); "
+        "sys.stdout.flush(); time.sleep(3600)",
+    )
+    path = write_zip(tmp_path / "e.zip", {extended_member(): plays_in(3, 1)})
+    with pytest.raises(ExportReaderFailed, match="unknown message kind"):
+        await import_export(db_engine, user_id, path, SETTINGS)
+    assert len(started) == 1
+
+
+class KillReaderOnFirstStore:
+    """Kills the reader process while the first member is being stored."""
+
+    def __init__(self, processes: list[ReaderProcess]) -> None:
+        self.processes = processes
+
+    async def member_stored(
+        self, connection: asyncpg.Connection, member: MemberReport, so_far: list[MemberReport]
+    ) -> None:
+        if len(so_far) == 1:
+            os.kill(self.processes[0].pid, signal.SIGKILL)
+
+    async def progress(self, progress: Progress) -> None:
+        return None
+
+
+async def test_a_reader_killed_mid_import_keeps_what_was_stored(
+    db_engine: AsyncEngine,
+    user_id: uuid.UUID,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    started: list[ReaderProcess],
+) -> None:
+    # Small buffers, and a second member far larger than them: the reader is still
+    # writing it when it is killed, so its end cannot have been read already.
+    monkeypatch.setattr(reader, "QUEUE_DEPTH", 1)
+    monkeypatch.setattr(reader, "_READ_LIMIT", 16 * 1024)
+    path = write_zip(
+        tmp_path / "e.zip",
+        {extended_member(0): plays_in(5, 1), extended_member(1): plays_in(20_000, 2)},
+    )
+    with pytest.raises(ExportReaderFailed, match=r"stopped \(killed by SIGKILL\)"):
+        await import_export(
+            db_engine, user_id, path, SETTINGS, hooks=KillReaderOnFirstStore(started)
+        )
+    # The first member committed before the reader's death was noticed; the second was
+    # in flight and is undone whole.
+    assert await plays(db_engine, user_id) == 5
+
+
+class CancelAtFirstProgress:
+    async def member_stored(
+        self, connection: asyncpg.Connection, member: MemberReport, so_far: list[MemberReport]
+    ) -> None:
+        return None
+
+    async def progress(self, progress: Progress) -> None:
+        raise ImportCancelled("cancelled by an administrator")
+
+
+async def test_cancelling_an_import_stops_its_reader(
+    db_engine: AsyncEngine,
+    user_id: uuid.UUID,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    started: list[ReaderProcess],
+) -> None:
+    monkeypatch.setattr(importer, "PROGRESS_EVERY_S", 0.0)
+    path = write_zip(tmp_path / "e.zip", {extended_member(i): plays_in(3, i + 1) for i in range(3)})
+    with pytest.raises(ImportCancelled):
+        await import_export(db_engine, user_id, path, SETTINGS, hooks=CancelAtFirstProgress())
+    assert len(started) == 1
+    assert await plays(db_engine, user_id) == 0
+
+
+class StallInFirstStore:
+    def __init__(self) -> None:
+        self.storing = asyncio.Event()
+
+    async def member_stored(
+        self, connection: asyncpg.Connection, member: MemberReport, so_far: list[MemberReport]
+    ) -> None:
+        self.storing.set()
+        await asyncio.Event().wait()
+
+    async def progress(self, progress: Progress) -> None:
+        return None
+
+
+async def test_an_import_task_cancelled_from_outside_stops_its_reader(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path, started: list[ReaderProcess]
+) -> None:
+    path = write_zip(tmp_path / "e.zip", {extended_member(i): plays_in(3, i + 1) for i in range(3)})
+    hooks = StallInFirstStore()
+    task = asyncio.create_task(import_export(db_engine, user_id, path, SETTINGS, hooks=hooks))
+    await hooks.storing.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(started) == 1
+    assert await plays(db_engine, user_id) == 0
+
+
+async def test_a_refused_export_stops_its_reader_with_the_reason(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path, started: list[ReaderProcess]
+) -> None:
+    path = write_zip(tmp_path / "e.zip", {extended_member(i): plays_in(3, i + 1) for i in range(3)})
+    limits = ImportSettings(import_max_records=5)
+    with pytest.raises(ExportRejected, match=r"more than IMPORT_MAX_RECORDS \(5\)"):
+        await import_export(db_engine, user_id, path, limits)
+    assert len(started) == 1
+    # The first member was stored before the cap was reached; the second is undone.
+    assert await plays(db_engine, user_id) == 3
+
+
+async def test_a_reader_that_cannot_start_is_not_blamed_on_the_upload(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reader, "_command", lambda: [str(tmp_path / "no-such-python")])
+    path = write_zip(tmp_path / "e.zip", {extended_member(): plays_in(3, 1)})
+    with pytest.raises(ExportReaderFailed, match="cannot start"):
+        await import_export(db_engine, user_id, path, SETTINGS)
