@@ -20,9 +20,7 @@ from playlog.db.models import (
     SyncCheckpoint,
     User,
 )
-from playlog.errors import BadGateway, NotFound, RateLimited, ServiceUnavailable
-from playlog.spotify.client import SpotifyClient
-from playlog.spotify.errors import SpotifyError, SpotifyRateLimited, SpotifyUnavailable
+from playlog.errors import NotFound
 from playlog.spotify.tokens import TokenStatus, UserTokens, token_status
 from playlog.users import MAX_NAME_LENGTH, validate_timezone
 from playlog.web.db import DbSession
@@ -39,6 +37,7 @@ from playlog_api.admin.schemas import (
     UserSummary,
 )
 from playlog_api.dependencies import Settings
+from playlog_api.spotify_calls import configured, spotify_failures
 
 router = APIRouter(prefix="/users")
 
@@ -206,20 +205,10 @@ async def check_connection(
     409 when the user must reconnect (the refresh token is dead; the user is marked
     needs_reauth), 429 with Retry-After when Spotify throttles, 503 when it is down.
     """
-    client: SpotifyClient | None = request.app.state.spotify
-    if client is None:
-        raise ServiceUnavailable("Spotify is not configured: set SPOTIFY_CLIENT_ID")
+    client = configured(request.app.state.spotify)
     tokens = UserTokens(request.app.state.sessionmaker, request.app.state.cipher, client, user.id)
-    try:
+    with spotify_failures():
         profile = await client.me(tokens)
-    except SpotifyRateLimited as exc:
-        raise RateLimited(
-            str(exc), headers={"Retry-After": str(int(exc.retry_after_seconds) + 1)}
-        ) from None
-    except SpotifyUnavailable as exc:
-        raise ServiceUnavailable(str(exc)) from None
-    except SpotifyError as exc:
-        raise BadGateway(f"Spotify refused the call: {exc}") from None
     return ConnectionCheck(
         spotify_user_id=profile.id,
         display_name=profile.display_name,

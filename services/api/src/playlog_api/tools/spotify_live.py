@@ -8,7 +8,6 @@ error with a message written here: no token, e-mail address or upstream payload 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -16,18 +15,17 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlalchemy import text
 
-from playlog.errors import BadGateway, Conflict, RateLimited, ServiceUnavailable
+from playlog.errors import Conflict
 from playlog.spotify.client import SEARCH_LIMIT_MAX, SearchType, SpotifyClient, TokenSource
-from playlog.spotify.errors import SpotifyError, SpotifyRateLimited, SpotifyUnavailable
 from playlog.spotify.models import Artist, PagedArtists, PagedTracks, SimplifiedAlbum, Track
 from playlog.spotify.tokens import ReauthRequired, UserTokens
 from playlog_api.admin.users import spotify_status
 from playlog_api.history.schemas import Limit
+from playlog_api.spotify_calls import configured, spotify_failures
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
 
 T = TypeVar("T")
 
-NOT_CONFIGURED = "Spotify is not configured on this server"
 NOT_CONNECTED = (
     "this user has not connected a Spotify account: connect Spotify (sign in at /auth/login) "
     "to use the live Spotify tools; the stored history tools work without it"
@@ -189,9 +187,7 @@ async def call_spotify(
     context: ToolContext, call: Callable[[SpotifyClient, TokenSource], Awaitable[T]]
 ) -> T:
     """Run ``call`` as the context's user, with Spotify's failures as domain errors."""
-    client = context.spotify
-    if client is None:
-        raise ServiceUnavailable(NOT_CONFIGURED)
+    client = configured(context.spotify)
     # Checked first so a user who never connected, or whose refresh token is known to be
     # dead, gets a clear answer without a round trip to Spotify.
     _, status = await spotify_status(context.session, context.user.id)
@@ -201,21 +197,11 @@ async def call_spotify(
         raise ReauthRequired(RECONNECT)
     tokens = UserTokens(context.sessionmaker, context.cipher, client, context.user.id)
     try:
-        return await call(client, tokens)
+        with spotify_failures():
+            return await call(client, tokens)
     except ReauthRequired:
         # Its own message may quote Spotify's reason; ours says what to do.
         raise ReauthRequired(RECONNECT) from None
-    except SpotifyRateLimited as exc:
-        seconds = max(1, math.ceil(exc.retry_after_seconds))
-        raise RateLimited(
-            f"Spotify is rate-limiting this server: try again in {seconds} s",
-            headers={"Retry-After": str(seconds)},
-        ) from None
-    except SpotifyUnavailable:
-        raise ServiceUnavailable("Spotify is unreachable right now: try again later") from None
-    except SpotifyError as exc:
-        # Messages of SpotifyError never carry a token (playlog.spotify.errors).
-        raise BadGateway(f"Spotify refused the call: {exc}") from None
 
 
 @tool("spotify_get_top", path="spotify-top")

@@ -1,0 +1,42 @@
+"""Calling Spotify on a user's behalf from a request: one mapping of Spotify's failures to
+the api's errors, used by the admin connection check and the ``spotify_*`` tools."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from playlog.errors import BadGateway, RateLimited, ServiceUnavailable
+from playlog.spotify.client import SpotifyClient
+from playlog.spotify.errors import SpotifyError, SpotifyRateLimited, SpotifyUnavailable
+
+NOT_CONFIGURED = "Spotify is not configured on this server"
+
+
+def configured(client: SpotifyClient | None) -> SpotifyClient:
+    """The app's Spotify client, or 503 when no Spotify app is configured."""
+    if client is None:
+        raise ServiceUnavailable(NOT_CONFIGURED)
+    return client
+
+
+@contextmanager
+def spotify_failures() -> Iterator[None]:
+    """Spotify's failures as domain errors: 429 with Retry-After, 503, or 502.
+
+    ``ReauthRequired`` is already a domain error (409) and passes through.
+    """
+    try:
+        yield
+    except SpotifyRateLimited as exc:
+        seconds = max(1, math.ceil(exc.retry_after_seconds))
+        raise RateLimited(
+            f"Spotify is rate-limiting this server: try again in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        ) from None
+    except SpotifyUnavailable:
+        raise ServiceUnavailable("Spotify is unreachable right now: try again later") from None
+    except SpotifyError as exc:
+        # Messages of SpotifyError never carry a token (playlog.spotify.errors).
+        raise BadGateway(f"Spotify refused the call: {exc}") from None
