@@ -100,11 +100,12 @@ async def test_taste_summary_matches_the_rows(
     assert coverage["active_days"] == len({row[2].astimezone(BERLIN).date() for row in rows})
     assert body["audio_profile"] is None
     assert body["clusters"] is None
+    # Each API play is estimated as min(duration 200 s, time since the previous play ended):
+    # both came an hour after the previous play, so 200 s each.
+    estimated_ms = 2 * 200_000
     listened_ms = sum(row[3] or 0 for row in rows)
-    # The two API plays are estimated (track duration 200 s, or the gap since the last play).
-    estimated_hours = body["totals"]["estimated_hours"]
-    assert estimated_hours > 0
-    assert body["totals"]["listening_hours"] == round(listened_ms / 3_600_000 + estimated_hours, 2)
+    assert body["totals"]["estimated_hours"] == round(estimated_ms / 3_600_000, 2)
+    assert body["totals"]["listening_hours"] == round((listened_ms + estimated_ms) / 3_600_000, 2)
 
 
 async def test_top_lists_and_heatmap_routes(
@@ -136,3 +137,25 @@ async def test_top_lists_and_heatmap_routes(
     assert heatmap["heatmap"]["tz"] == "UTC"
     assert heatmap["heatmap"]["plays"][5][23] == 1  # Saturday 23:30 UTC
     assert heatmap["window"] == {"start": "2026-03-27", "end": "2026-04-02", "days": 7, "tz": "UTC"}
+
+
+async def test_coverage_counts_every_gap_but_lists_the_newest_twenty(
+    client: httpx.AsyncClient, db_session: AsyncSession, listener: User, personal: dict[str, str]
+) -> None:
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    for day in range(25):
+        at = start + timedelta(days=day)
+        await add_gap(db_session, listener.id, at, at + timedelta(hours=2))
+    other = await add_user(db_session, "Other", authorized_days_ago=None, checkpoint=None)
+    await add_gap(db_session, other.id, start, start + timedelta(hours=1))
+    body = (
+        await client.get(
+            "/me/coverage", headers=personal, params={"start": "2026-03-01", "end": "2026-03-31"}
+        )
+    ).json()["coverage"]
+    assert body["recorded_gaps"] == 25
+    listed = [gap["start"] for gap in body["gaps"]]
+    assert len(listed) == 20
+    assert listed == sorted(listed, reverse=True)
+    assert listed[0].startswith("2026-03-25")
+    assert body["gaps"][0]["hours"] == 2.0

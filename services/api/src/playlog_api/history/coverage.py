@@ -8,7 +8,6 @@ from datetime import date, datetime, timedelta
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from playlog.db.models import CoverageGap
 from playlog_api.history import queries
 from playlog_api.history.queries import Day
 from playlog_api.history.totals import Scope, open_scope
@@ -63,27 +62,17 @@ async def coverage(context: ToolContext, scope: Scope, days: list[Day] | None = 
     ).one()
     api = sum(day.api_rows for day in days)
     total = sum(day.rows for day in days)
-    gaps_in_window = (
-        CoverageGap.user_id == scope.user_id,
-        CoverageGap.gap_from < scope.window.end,
-        CoverageGap.gap_to > scope.window.start,
-    )
+    # count(*) OVER () is taken before the LIMIT: the number of all gaps in the window.
     gap_rows = (
         await session.execute(
-            CoverageGap.__table__.select()
-            .with_only_columns(CoverageGap.gap_from, CoverageGap.gap_to)
-            .where(*gaps_in_window)
-            .order_by(CoverageGap.gap_from.desc())
-            .limit(MAX_GAPS)
+            text(
+                "SELECT gap_from, gap_to, count(*) OVER () FROM coverage_gaps"
+                " WHERE user_id = :user_id AND gap_from < :end AND gap_to > :start"
+                " ORDER BY gap_from DESC LIMIT :limit"
+            ),
+            {**scope.params, "limit": MAX_GAPS},
         )
     ).all()
-    gap_count = await session.scalar(
-        text(
-            "SELECT count(*) FROM coverage_gaps WHERE user_id = :user_id"
-            " AND gap_from < :end AND gap_to > :start"
-        ),
-        scope.params,
-    )
     return Coverage(
         first_played_at=bounds[0],
         last_played_at=bounds[1],
@@ -91,10 +80,10 @@ async def coverage(context: ToolContext, scope: Scope, days: list[Day] | None = 
         active_days=len(days),
         longest_silence_days=_longest_silence([day.day for day in days]),
         rows_by_source={"spotify_api": api, "import_zip": total - api},
-        recorded_gaps=int(gap_count or 0),
+        recorded_gaps=gap_rows[0][2] if gap_rows else 0,
         gaps=[
             GapView(start=start, end=end, hours=round((end - start).total_seconds() / 3600, 2))
-            for start, end in gap_rows
+            for start, end, _ in gap_rows
         ],
     )
 

@@ -47,6 +47,34 @@ async def _rows(session: AsyncSession, sql: str, params: dict[str, Any]) -> list
     return list((await session.execute(text(sql), params)).all())
 
 
+def _track_counts(rows: list[Any]) -> list[TrackCount]:
+    return [
+        TrackCount(
+            track_id=track_id, name=name, artist=artist, album=album, plays=n, hours=_hours(ms)
+        )
+        for track_id, name, artist, album, n, ms in rows
+    ]
+
+
+def _artist_counts(rows: list[Any]) -> list[ArtistCount]:
+    return [
+        ArtistCount(artist_id=artist_id, name=name, plays=n, hours=_hours(ms), tracks=count)
+        for name, artist_id, n, ms, count in rows
+    ]
+
+
+def _repeat(unique: int, plays: int, once: int, ten_plus: int, most: int) -> RepeatStats:
+    return RepeatStats(
+        plays=plays,
+        unique_tracks=unique,
+        repeat_rate=round(1 - unique / plays, 4) if plays else 0.0,
+        plays_per_track=round(plays / unique, 2) if unique else 0.0,
+        tracks_played_once=once,
+        tracks_played_10_plus=ten_plus,
+        most_plays_of_one_track=most,
+    )
+
+
 @dataclass(frozen=True)
 class Music:
     unique_tracks: int
@@ -106,25 +134,9 @@ async def music(session: AsyncSession, scope: Scope, limit: int) -> Music:
     return Music(
         unique_tracks=unique,
         unique_artists=unique_artists,
-        top_tracks=[
-            TrackCount(
-                track_id=track_id, name=name, artist=artist, album=album, plays=n, hours=_hours(ms)
-            )
-            for track_id, name, artist, album, n, ms in _json(tracks)
-        ],
-        top_artists=[
-            ArtistCount(artist_id=artist_id, name=name, plays=n, hours=_hours(ms), tracks=count)
-            for name, artist_id, n, ms, count in _json(artists)
-        ],
-        repeat=RepeatStats(
-            plays=plays,
-            unique_tracks=unique,
-            repeat_rate=round(1 - unique / plays, 4) if plays else 0.0,
-            plays_per_track=round(plays / unique, 2) if unique else 0.0,
-            tracks_played_once=once,
-            tracks_played_10_plus=ten_plus,
-            most_plays_of_one_track=most,
-        ),
+        top_tracks=_track_counts(_json(tracks)),
+        top_artists=_artist_counts(_json(artists)),
+        repeat=_repeat(unique, plays, once, ten_plus, most),
     )
 
 
@@ -192,27 +204,7 @@ async def heatmap(session: AsyncSession, scope: Scope) -> Heatmap:
 
 
 async def top_tracks(session: AsyncSession, scope: Scope, limit: int) -> list[TrackCount]:
-    # Artists are looked up for the top rows only.
-    sql = f"""
-        WITH top AS (
-            SELECT t.track_id, t.plays, t.listening_ms, tr.name, tr.album_name
-            FROM ({scope.track_plays}) t JOIN tracks tr ON tr.track_id = t.track_id
-            WHERE tr.kind = 'track' AND t.plays > 0
-            ORDER BY t.plays DESC, t.listening_ms DESC, tr.name, t.track_id
-            LIMIT :limit
-        )
-        SELECT top.track_id, top.name, a.name, top.album_name, top.plays, top.listening_ms
-        FROM top
-        LEFT JOIN track_artists ta ON ta.track_id = top.track_id AND ta.position = 0
-        LEFT JOIN artists a ON a.artist_id = ta.artist_id
-        ORDER BY top.plays DESC, top.listening_ms DESC, top.name, top.track_id"""
-    rows = await _rows(session, sql, {**scope.params, "limit": limit})
-    return [
-        TrackCount(
-            track_id=track_id, name=name, artist=artist, album=album, plays=n, hours=_hours(ms)
-        )
-        for track_id, name, artist, album, n, ms in rows
-    ]
+    return (await repeat_stats(session, scope, limit))[1]
 
 
 async def top_artists(session: AsyncSession, scope: Scope, limit: int) -> list[ArtistCount]:
@@ -226,11 +218,7 @@ async def top_artists(session: AsyncSession, scope: Scope, limit: int) -> list[A
         GROUP BY a.name HAVING sum(t.plays) > 0
         ORDER BY 3 DESC, 4 DESC, a.name
         LIMIT :limit"""
-    rows = await _rows(session, sql, {**scope.params, "limit": limit})
-    return [
-        ArtistCount(artist_id=artist_id, name=name, plays=n, hours=_hours(ms), tracks=count)
-        for name, artist_id, n, ms, count in rows
-    ]
+    return _artist_counts(await _rows(session, sql, {**scope.params, "limit": limit}))
 
 
 async def repeat_stats(
@@ -257,22 +245,7 @@ async def repeat_stats(
              LEFT JOIN track_artists ta ON ta.track_id = top.track_id AND ta.position = 0
              LEFT JOIN artists a ON a.artist_id = ta.artist_id)"""
     counts, tracks = (await _rows(session, sql, {**scope.params, "limit": limit}))[0]
-    unique, plays, once, ten_plus, most = _json(counts)
-    stats = RepeatStats(
-        plays=plays,
-        unique_tracks=unique,
-        repeat_rate=round(1 - unique / plays, 4) if plays else 0.0,
-        plays_per_track=round(plays / unique, 2) if unique else 0.0,
-        tracks_played_once=once,
-        tracks_played_10_plus=ten_plus,
-        most_plays_of_one_track=most,
-    )
-    return stats, [
-        TrackCount(
-            track_id=track_id, name=name, artist=artist, album=album, plays=n, hours=_hours(ms)
-        )
-        for track_id, name, artist, album, n, ms in _json(tracks)
-    ]
+    return _repeat(*_json(counts)), _track_counts(_json(tracks))
 
 
 async def top_albums(session: AsyncSession, scope: Scope, limit: int) -> list[AlbumCount]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -100,7 +101,7 @@ class Scope:
             return _TRACK_PLAYS_ROLLUP
         return _TRACK_PLAYS_RAW
 
-    @property
+    @cached_property
     def hours(self) -> str:
         """Subquery: totals per local hour over the window."""
         if self.use_totals and whole_hour_offsets(

@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, model_validator
 
+from playlog.errors import ValidationFailed
+from playlog.users import validate_timezone
 from playlog_api.tools.registry import ToolArgs
 
 MAX_DAYS = 36_500
@@ -49,23 +51,11 @@ Tz = Annotated[
 
 
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone, or ValueError with a message meant for the caller."""
-    if name not in _zones():
-        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin")
+    """The IANA zone, or ValueError (a 422 where arguments are validated)."""
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:  # pragma: no cover - listed but broken
-        raise ValueError(f"unknown time zone {name!r}") from exc
-
-
-_ZONES: frozenset[str] | None = None
-
-
-def _zones() -> frozenset[str]:
-    global _ZONES
-    if _ZONES is None:
-        _ZONES = frozenset(available_timezones()) | {"UTC"}
-    return _ZONES
+        return ZoneInfo(validate_timezone(name))
+    except ValidationFailed as exc:
+        raise ValueError(exc.message) from None
 
 
 class WindowArgs(ToolArgs):
