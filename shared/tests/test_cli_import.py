@@ -3,42 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from playlog.testing.exports import (
-    delete_users_and_their_catalog,
     episode_play,
     extended_member,
     track_play,
     write_zip,
 )
-from playlog.testing.processes import playlog_command
-
-
-def playlog(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own command
-        [*playlog_command(), *args],
-        env={"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-@pytest_asyncio.fixture
-async def user(database_url: str, db_engine: AsyncEngine) -> AsyncIterator[str]:
-    created = playlog(database_url, "users", "add", "--name", "CLI importer")
-    assert created.returncode == 0, created.stderr
-    yield created.stdout.strip()
-    await delete_users_and_their_catalog(db_engine, [uuid.UUID(created.stdout.strip())])
+from playlog.testing.processes import run_playlog
 
 
 def test_import_prints_the_report_as_json_and_reimport_adds_nothing(
@@ -55,7 +30,7 @@ def test_import_prints_the_report_as_json_and_reimport_adds_nothing(
             ]
         },
     )
-    result = playlog(database_url, "import", str(path), "--user", user, "--json")
+    result = run_playlog(database_url, "import", str(path), "--user", user, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert {key: report[key] for key in ("records_seen", "plays_inserted", "duplicates")} == {
@@ -72,7 +47,7 @@ def test_import_prints_the_report_as_json_and_reimport_adds_nothing(
     assert report["elapsed_s"] >= 0
     assert path.exists(), "the command must never delete the user's own file"
 
-    again = playlog(database_url, "import", str(path), "--user", user)
+    again = run_playlog(database_url, "import", str(path), "--user", user)
     assert again.returncode == 0, again.stderr
     assert "plays inserted:     0" in again.stdout
     assert "duplicates:         3" in again.stdout
@@ -99,7 +74,7 @@ def test_bad_input_is_one_line_and_a_failing_exit_code(
         write_zip(path, {extended_member(): [track_play("2023-05-01T10:00:00Z")]})
     else:
         path.write_bytes(content)
-    result = playlog(database_url, "import", str(path), "--user", user_arg or user)
+    result = run_playlog(database_url, "import", str(path), "--user", user_arg or user)
     assert result.returncode != 0
     assert result.stderr.startswith("playlog: error: ")
     assert message in result.stderr
@@ -110,7 +85,7 @@ def test_a_file_whose_every_member_fails_exits_non_zero(
     database_url: str, user: str, tmp_path: Path
 ) -> None:
     path = write_zip(tmp_path / "export.zip", {extended_member(): b'{"an": "object"}'})
-    result = playlog(database_url, "import", str(path), "--user", user, "--json")
+    result = run_playlog(database_url, "import", str(path), "--user", user, "--json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["status"] == "error"
     assert "found a JSON object" in result.stderr

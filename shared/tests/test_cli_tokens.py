@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from playlog.access_tokens import authenticate_token, hash_token
 from playlog.db.engine import create_sessionmaker
 from playlog.db.models import ApiToken
-from playlog.testing.exports import delete_users_and_their_catalog
-from playlog.testing.processes import playlog_command
-
-
-def playlog(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own command
-        [*playlog_command(), *args],
-        env={"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-@pytest_asyncio.fixture
-async def user(database_url: str, db_engine: AsyncEngine) -> AsyncIterator[str]:
-    created = playlog(database_url, "users", "add", "--name", "Token owner")
-    assert created.returncode == 0, created.stderr
-    yield created.stdout.strip()
-    await delete_users_and_their_catalog(db_engine, [uuid.UUID(created.stdout.strip())])
+from playlog.testing.processes import run_playlog
 
 
 async def authenticate(engine: AsyncEngine, secret: str) -> ApiToken | None:
@@ -45,7 +21,7 @@ async def authenticate(engine: AsyncEngine, secret: str) -> ApiToken | None:
 async def test_create_prints_a_working_token(
     database_url: str, db_engine: AsyncEngine, user: str
 ) -> None:
-    result = playlog(database_url, "tokens", "create", "--user", user, "--name", "Claude")
+    result = run_playlog(database_url, "tokens", "create", "--user", user, "--name", "Claude")
     assert result.returncode == 0, result.stderr
     [secret] = result.stdout.splitlines()
     assert secret.startswith("plg_")
@@ -59,16 +35,16 @@ async def test_create_prints_a_working_token(
 async def test_create_json_list_and_revoke(
     database_url: str, db_engine: AsyncEngine, user: str
 ) -> None:
-    created = playlog(database_url, "tokens", "create", "--user", user, "--json")
+    created = run_playlog(database_url, "tokens", "create", "--user", user, "--json")
     assert created.returncode == 0, created.stderr
     body = json.loads(created.stdout)
     assert set(body) == {"id", "name", "prefix", "token"}
     assert body["name"] == "cli"
     assert body["prefix"] == body["token"][:12]
-    other = playlog(database_url, "tokens", "create", "--user", user, "--name", "other")
+    other = run_playlog(database_url, "tokens", "create", "--user", user, "--name", "other")
     assert other.returncode == 0, other.stderr
 
-    listed = playlog(database_url, "tokens", "list", "--user", user, "--json")
+    listed = run_playlog(database_url, "tokens", "list", "--user", user, "--json")
     assert listed.returncode == 0, listed.stderr
     assert body["token"] not in listed.stdout
     assert hash_token(body["token"]) not in listed.stdout
@@ -79,19 +55,19 @@ async def test_create_json_list_and_revoke(
     assert rows[body["id"]]["status"] == "active"
     assert rows[body["id"]]["prefix"] == body["prefix"]
 
-    revoked = playlog(database_url, "tokens", "revoke", "--user", user, body["id"])
+    revoked = run_playlog(database_url, "tokens", "revoke", "--user", user, body["id"])
     assert revoked.returncode == 0, revoked.stderr
     assert body["id"] in revoked.stdout
     assert await authenticate(db_engine, body["token"]) is None
     assert await authenticate(db_engine, other.stdout.strip()) is not None
 
-    plain = playlog(database_url, "tokens", "list", "--user", user)
+    plain = run_playlog(database_url, "tokens", "list", "--user", user)
     assert plain.returncode == 0, plain.stderr
     lines = {line.split()[0]: line for line in plain.stdout.splitlines()}
     assert set(lines) == set(rows)
     assert " revoked " in lines[body["id"]]
     assert body["prefix"] in lines[body["id"]]
-    again = playlog(database_url, "tokens", "revoke", "--user", user, body["id"])
+    again = run_playlog(database_url, "tokens", "revoke", "--user", user, body["id"])
     assert again.returncode == 0, again.stderr
 
 
@@ -114,7 +90,7 @@ UNKNOWN = "00000000-0000-0000-0000-000000000000"
 def test_bad_input_is_one_line_and_a_failing_exit_code(
     database_url: str, user: str, args: list[str], message: str
 ) -> None:
-    result = playlog(database_url, "tokens", *(arg.format(user=user) for arg in args))
+    result = run_playlog(database_url, "tokens", *(arg.format(user=user) for arg in args))
     assert result.returncode != 0
     assert result.stdout == ""
     assert result.stderr.startswith("playlog: error: ")

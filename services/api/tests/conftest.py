@@ -8,9 +8,9 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from playlog.access_tokens import create_token
 from playlog.db.models import User
 from playlog.testing.factories import add_user
+from playlog.testing.history import token_headers
 from playlog.testing.http import asgi_client
 from playlog_api.app import create_app
 from playlog_api.settings import ApiSettings
@@ -63,5 +63,4 @@ async def listener(db_session: AsyncSession) -> User:
 @pytest_asyncio.fixture
 async def personal(db_session: AsyncSession, listener: User) -> dict[str, str]:
     """Headers that authenticate with a personal access token of ``listener``."""
-    issued = await create_token(db_session, listener.id, "tests")
-    return {"Authorization": f"Bearer {issued.secret}"}
+    return await token_headers(db_session, listener.id)

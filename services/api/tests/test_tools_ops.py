@@ -11,11 +11,10 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from playlog.access_tokens import create_token
 from playlog.db.models import ImportJob, JobRun, SyncCheckpoint, User
 from playlog.spotify.tokens import REFRESH_TOKEN_LIFETIME
 from playlog.testing.factories import add_gap, add_import_job, add_job_run, add_user
-from playlog.testing.history import add_listens, add_track
+from playlog.testing.history import add_listens, add_track, token_headers
 
 BASE = datetime(2026, 3, 1, 12, tzinfo=UTC)
 UPLOADS = "/srv/playlog/uploads"
@@ -46,8 +45,7 @@ async def ada(db_session: AsyncSession) -> User:
 
 @pytest_asyncio.fixture
 async def ada_token(db_session: AsyncSession, ada: User) -> dict[str, str]:
-    issued = await create_token(db_session, ada.id, "tests")
-    return {"Authorization": f"Bearer {issued.secret}"}
+    return await token_headers(db_session, ada.id)
 
 
 @pytest_asyncio.fixture
@@ -335,10 +333,10 @@ async def test_sync_status_of_a_user_without_spotify_or_history(
     assert body["history"]["rows"] == 0
     assert body["history"]["first_played_at"] is None
     revoked = await add_user(db_session, "Revoked", connection="needs_reauth")
-    issued = await create_token(db_session, revoked.id, "tests")
+    headers = await token_headers(db_session, revoked.id)
     answer = await client.post(
         "/mcp/call",
-        headers={"Authorization": f"Bearer {issued.secret}"},
+        headers=headers,
         json={"tool": "ops_sync_status", "args": {}},
     )
     result = answer.json()["result"]

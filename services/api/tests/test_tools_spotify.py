@@ -13,13 +13,12 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from playlog.access_tokens import create_token
 from playlog.crypto import TokenCipher
 from playlog.db.models import User
 from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
 from playlog.spotify.stand_in.state import StandInState
 from playlog.testing.factories import add_connected_user, add_user
-from playlog.testing.history import add_listens, add_track
+from playlog.testing.history import add_listens, add_track, token_headers
 from playlog.testing.http import asgi_client
 from playlog.testing.spotify import sign_in_and_connect
 from playlog_api.app import create_app
@@ -96,8 +95,7 @@ async def ada(db_session: AsyncSession, encryption_key: str) -> User:
 
 @pytest_asyncio.fixture
 async def ada_token(db_session: AsyncSession, ada: User) -> dict[str, str]:
-    issued = await create_token(db_session, ada.id, "tests")
-    return {"Authorization": f"Bearer {issued.secret}"}
+    return await token_headers(db_session, ada.id)
 
 
 def track_json(track_id: str, name: str, artist: str, album: str) -> dict[str, Any]:
@@ -276,9 +274,9 @@ async def test_a_user_marked_needs_reauth_is_told_to_reconnect(
     live: httpx.AsyncClient, fake: FakeSpotify, db_session: AsyncSession
 ) -> None:
     user = await add_user(db_session, "Revoked", connection="needs_reauth")
-    issued = await create_token(db_session, user.id, "tests")
+    headers = await token_headers(db_session, user.id)
     for path in ("/me/spotify-top", "/me/spotify-search?query=x"):
-        response = await live.get(path, headers={"Authorization": f"Bearer {issued.secret}"})
+        response = await live.get(path, headers=headers)
         assert response.status_code == 409, response.text
         assert response.json()["error"]["code"] == "spotify_reauth_required"
         assert "reconnect Spotify" in response.json()["error"]["message"]
@@ -386,8 +384,7 @@ async def test_against_the_stand_in(
         user_id: uuid.UUID = await sign_in_and_connect(
             spotify, config, "demo-listener", db_sessionmaker, TokenCipher(encryption_key)
         )
-        issued = await create_token(db_session, user_id, "tests")
-        headers = {"Authorization": f"Bearer {issued.secret}"}
+        headers = await token_headers(db_session, user_id)
         artist = state.catalog.artists[10]
         query = artist.name.lower()
         expected = [

@@ -1,4 +1,5 @@
-"""Listening history for analytics tests: tracks with their artist, and plays of them.
+"""Listening history for analytics tests: tracks with their artist, plays of them, and a
+personal token to ask about them.
 
 Plays go in through the ORM like any writer's, so the database's triggers keep the
 running totals (``play_hours``, ``play_tracks``) exactly as they would in production.
@@ -12,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from playlog.access_tokens import create_token
 from playlog.db.models import Artist, Play, Track, TrackArtist
 
 
@@ -77,3 +79,9 @@ async def add_listens(
     session.add_all(plays)
     await session.flush()
     return plays
+
+
+async def token_headers(session: AsyncSession, user_id: uuid.UUID) -> dict[str, str]:
+    """Headers that authenticate as ``user_id`` with a new personal access token."""
+    issued = await create_token(session, user_id, "tests")
+    return {"Authorization": f"Bearer {issued.secret}"}

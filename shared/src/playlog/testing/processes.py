@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -37,3 +38,15 @@ def wait_for_status(url: str, status: int = 200, *, timeout: float = 60.0) -> ht
                 last = type(exc).__name__
             time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer {status} (last: {last})")
+
+
+def run_playlog(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``playlog ARGS`` on ``database_url`` with a bare environment; never raises."""
+    return subprocess.run(  # noqa: S603 - our own command
+        [*playlog_command(), *args],
+        env={"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
