@@ -13,7 +13,7 @@ from playlog.db.models import User
 from playlog.testing.factories import add_user
 from playlog.testing.history import add_listens, add_track
 from playlog_api.tools.catalog import ORDER
-from playlog_api.tools.registry import tools
+from playlog_api.tools.registry import find, tools
 
 
 async def _two_listeners(db_session: AsyncSession, listener: User) -> User:
@@ -182,3 +182,10 @@ async def test_the_full_openapi_document_is_valid_with_unique_operation_ids(
     OpenAPIV31SpecValidator(spec).validate()
     ids = [op["operationId"] for path in spec["paths"].values() for op in path.values()]
     assert len(ids) == len(set(ids))
+
+
+def test_tools_are_found_by_name_or_exact_alias_only() -> None:
+    assert find("history.taste_summary") is find("history_taste_summary") is not None
+    assert find("spotify.get_top") is find("spotify_get_top") is not None
+    for wrong in ("history_taste.summary", "history.taste.summary", "History_taste_summary", ""):
+        assert find(wrong) is None, wrong

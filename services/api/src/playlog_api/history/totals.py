@@ -92,14 +92,16 @@ class Scope:
     @property
     def tracks(self) -> str:
         """Subquery: totals per track over the window."""
-        return _TRACKS_ROLLUP if self.use_totals and self.whole_history else _TRACKS_RAW
+        return _TRACKS_ROLLUP if self._tracks_from_totals else _TRACKS_RAW
 
     @property
     def track_plays(self) -> str:
         """Subquery: like ``tracks`` without the first/last play columns."""
-        if self.use_totals and self.whole_history:
-            return _TRACK_PLAYS_ROLLUP
-        return _TRACK_PLAYS_RAW
+        return _TRACK_PLAYS_ROLLUP if self._tracks_from_totals else _TRACK_PLAYS_RAW
+
+    @property
+    def _tracks_from_totals(self) -> bool:
+        return self.use_totals and self.whole_history
 
     @cached_property
     def hours(self) -> str:

@@ -117,17 +117,26 @@ def _check(entry: Tool[Any, Any]) -> None:
         raise TypeError(f"tool {entry.name!r}: its output must be a Pydantic model")
 
 
+def _registered() -> dict[str, Tool[Any, Any]]:
+    from playlog_api.tools import catalog  # noqa: F401 - importing registers the tools
+
+    return _TOOLS
+
+
 def tools() -> list[Tool[Any, Any]]:
     """Every registered tool, in the catalog's order."""
-    from playlog_api.tools.catalog import ORDER  # importing registers the tools
+    from playlog_api.tools.catalog import ORDER
 
     rank = {name: index for index, name in enumerate(ORDER)}
-    return sorted(_TOOLS.values(), key=lambda entry: (rank.get(entry.name, len(rank)), entry.name))
+    return sorted(
+        _registered().values(), key=lambda entry: (rank.get(entry.name, len(rank)), entry.name)
+    )
 
 
 def find(name: str) -> Tool[Any, Any] | None:
-    """A tool by its name or its dotted alias."""
-    for entry in tools():
-        if name in (entry.name, entry.alias):
-            return entry
-    return None
+    """A tool by its name or its dotted alias (``history.top_artists``)."""
+    registered = _registered()
+    if name in registered:
+        return registered[name]
+    aliased = registered.get(name.replace(".", "_", 1))
+    return aliased if aliased is not None and aliased.alias == name else None
