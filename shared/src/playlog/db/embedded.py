@@ -12,8 +12,10 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -50,7 +52,7 @@ class EmbeddedPostgres:
         with PostgresServer._lock:
             _forget_dead_handles(self.pgdata / ".handle_pids.json")
         self._server = get_server(self.pgdata, cleanup_mode="stop")
-        asyncio.run(self._ensure_database())
+        _run_to_completion(self._ensure_database())
 
     def server_url(self, database: str = "postgres") -> str:
         if self._server is None:
@@ -78,6 +80,17 @@ class EmbeddedPostgres:
                 await connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
         finally:
             await connection.close()
+
+
+def _run_to_completion(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` whether or not the caller is inside an event loop (a benchmark's)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(work)
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, work).result()
 
 
 def _forget_dead_handles(handles: Path) -> None:

@@ -11,7 +11,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
-    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -38,10 +37,13 @@ class Play(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # user_id and track_id reference users and tracks, checked once per statement by
+    # triggers rather than by foreign keys (migration 0005): a user's deletion takes
+    # their plays along, a track with plays cannot be deleted.
+    user_id: Mapped[uuid.UUID] = mapped_column()
     # End of playback: the API's played_at and the export's ts both mean the end.
     played_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    track_id: Mapped[str] = mapped_column(ForeignKey("tracks.track_id", ondelete="RESTRICT"))
+    track_id: Mapped[str] = mapped_column(Text)
     # Null when unknown (API plays).
     ms_played: Mapped[int | None] = mapped_column(Integer)
     # Listening time when ms_played is unknown: the track's duration, cut short when the

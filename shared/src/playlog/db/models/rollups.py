@@ -8,6 +8,9 @@ collector, the importer, tests) keeps them without knowing they exist.
 
 Counting rule (DESIGN §6): a row with ``ms_played`` ≥ 30 s or unknown is a play; shorter
 rows are skips. Listening time is ``ms_played``, or ``plays.ms_estimated`` when unknown.
+
+Like ``plays``, they carry no foreign keys (migration 0005): they follow the plays, which
+the triggers check.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, Text
+from sqlalchemy import BigInteger, DateTime, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from playlog.db.models.base import Base
@@ -24,9 +27,7 @@ from playlog.db.models.base import Base
 class PlayHour(Base):
     __tablename__ = "play_hours"
 
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     # Start of the UTC hour.
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     rows: Mapped[int] = mapped_column(Integer)
@@ -40,12 +41,8 @@ class PlayHour(Base):
 class PlayTrack(Base):
     __tablename__ = "play_tracks"
 
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
-    track_id: Mapped[str] = mapped_column(
-        Text, ForeignKey("tracks.track_id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    track_id: Mapped[str] = mapped_column(Text, primary_key=True)
     rows: Mapped[int] = mapped_column(Integer)
     plays: Mapped[int] = mapped_column(Integer)
     listening_ms: Mapped[int] = mapped_column(BigInteger)
