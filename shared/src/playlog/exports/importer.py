@@ -162,7 +162,7 @@ class _Run:
         if isinstance(message, Begin):
             self._transaction = self.connection.transaction()
             await self._transaction.start()
-            await loader.lock_history(self.connection, self.user_id)
+            await loader.begin_member(self.connection, self.user_id)
             self._staged = 0
         elif isinstance(message, Rows):
             await loader.stage(self.connection, message.data)

@@ -152,7 +152,15 @@ async def prepare(connection: asyncpg.Connection) -> None:
     await connection.execute(_CREATE_STAGING)
 
 
-async def lock_history(connection: asyncpg.Connection, user_id: uuid.UUID) -> None:
+async def begin_member(connection: asyncpg.Connection, user_id: uuid.UUID) -> None:
+    """Start a member's work inside its just opened transaction.
+
+    Its commit does not wait for the WAL to reach the disk: a crash right after may lose
+    the newest members, which a re-run then imports again (their digests are recorded
+    in the same transactions). The job's final update commits synchronously, and with
+    it every member before it, before an import is reported finished.
+    """
+    await connection.execute("SET LOCAL synchronous_commit = off")
     await connection.execute(LOCK_SQL, *history_lock_key(user_id))
 
 

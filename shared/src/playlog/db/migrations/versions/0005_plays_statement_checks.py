@@ -49,12 +49,6 @@ DECLARE
     users_locked bigint;
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        SELECT c.track_id INTO missing FROM changed c
-        WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.track_id = c.track_id) LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'plays reference a track that does not exist: %', missing
-                USING ERRCODE = 'foreign_key_violation';
-        END IF;
         SELECT count(DISTINCT c.user_id) INTO users_wanted FROM changed c;
         SELECT count(*) INTO users_locked FROM (
             SELECT 1 FROM users u WHERE u.id IN (SELECT c.user_id FROM changed c)
@@ -77,18 +71,31 @@ BEGIN
             estimated_ms = h.estimated_ms + excluded.estimated_ms,
             api_rows = h.api_rows + excluded.api_rows;
 
-        INSERT INTO play_tracks AS t
-            (user_id, track_id, rows, plays, listening_ms, first_played_at, last_played_at)
-        SELECT c.user_id, c.track_id, {TOTALS},
-            min(c.played_at) FILTER (WHERE {COUNTED.format("c")}),
-            max(c.played_at) FILTER (WHERE {COUNTED.format("c")})
-        FROM changed c GROUP BY 1, 2
-        ON CONFLICT (user_id, track_id) DO UPDATE SET
-            rows = t.rows + excluded.rows,
-            plays = t.plays + excluded.plays,
-            listening_ms = t.listening_ms + excluded.listening_ms,
-            first_played_at = least(t.first_played_at, excluded.first_played_at),
-            last_played_at = greatest(t.last_played_at, excluded.last_played_at);
+        -- The tracks are checked on the per-track totals: one lookup per distinct track.
+        -- The upsert runs to completion whatever the outer query reads, and a missing
+        -- track undoes the whole statement.
+        WITH per_track AS MATERIALIZED (
+            SELECT c.user_id, c.track_id, {TOTALS},
+                min(c.played_at) FILTER (WHERE {COUNTED.format("c")}) AS first_played_at,
+                max(c.played_at) FILTER (WHERE {COUNTED.format("c")}) AS last_played_at
+            FROM changed c GROUP BY 1, 2
+        ), upsert AS (
+            INSERT INTO play_tracks AS t
+                (user_id, track_id, rows, plays, listening_ms, first_played_at, last_played_at)
+            SELECT * FROM per_track
+            ON CONFLICT (user_id, track_id) DO UPDATE SET
+                rows = t.rows + excluded.rows,
+                plays = t.plays + excluded.plays,
+                listening_ms = t.listening_ms + excluded.listening_ms,
+                first_played_at = least(t.first_played_at, excluded.first_played_at),
+                last_played_at = greatest(t.last_played_at, excluded.last_played_at)
+        )
+        SELECT p.track_id INTO missing FROM per_track p
+        WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.track_id = p.track_id) LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'plays reference a track that does not exist: %', missing
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
         RETURN NULL;
     END IF;
 
