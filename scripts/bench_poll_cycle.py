@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import statistics
 import time
-from datetime import datetime
 from typing import Any
 
 from harness import (
@@ -25,13 +24,13 @@ from harness import (
     StandIn,
     collector_env,
     connect_users,
-    new_key,
     scratch_database,
     start_stand_in,
 )
 from sqlalchemy import func, select, text, update
 
-from playlog.crypto import TokenCipher
+from playlog.crypto import TokenCipher, generate_key
+from playlog.db.engine import db_now
 from playlog.db.models import JobRun, Play, SyncCheckpoint
 from playlog.db.models.sync import SYNC_CHANNEL
 
@@ -50,10 +49,9 @@ async def database_counters(database: Database) -> dict[str, int]:
 
 async def cycle(database: Database, users: int, label: str) -> dict[str, Any]:
     async with database.sessionmaker.begin() as session:
-        started: datetime | None = await session.scalar(select(func.now()))
+        started = await db_now(session)
         await session.execute(update(SyncCheckpoint).values(next_run_at=func.now()))
         await session.execute(select(func.pg_notify(SYNC_CHANNEL, "")))
-    assert started is not None
     before = await database_counters(database)
     clock = time.monotonic()
     while True:
@@ -104,7 +102,7 @@ async def cycle(database: Database, users: int, label: str) -> dict[str, Any]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    key = new_key()
+    key = generate_key()
     async with scratch_database() as database:
         print(f"stand-in with {args.users} listeners …", flush=True)
         stand_in: StandIn = start_stand_in(args.users, speed=1.0, history_hours=24)

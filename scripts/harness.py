@@ -7,6 +7,7 @@ controls, users connected to it through the real OAuth flow, and collector proce
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,12 +16,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from playlog.crypto import TokenCipher
@@ -43,8 +43,11 @@ class Database:
 async def scratch_database() -> AsyncIterator[Database]:
     with (
         tempfile.TemporaryDirectory(prefix="playlog-bench-") as scratch,
-        find_server(Path(scratch)) as server,
+        ExitStack() as stack,
     ):
+        # Starting an embedded server blocks and runs an event loop of its own: not on
+        # this loop's thread.
+        server = await asyncio.to_thread(stack.enter_context, find_server(Path(scratch)))
         url = await server.create_database()
         engine = create_engine(url, pool_size=10)
         try:
@@ -164,7 +167,3 @@ def collector_env(database: Database, stand_in: StandIn, key: str, **extra: str)
         "LOG_DB_LEVEL": "WARNING",
         **extra,
     }
-
-
-def new_key() -> str:
-    return Fernet.generate_key().decode()

@@ -13,15 +13,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
+import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from playlog.db.engine import create_engine, create_sessionmaker
 from playlog.db.models import LogRecord as LogRow
-from playlog.dblog import MAX_TEXT, database_logging
+from playlog.dblog import MAX_TEXT, DatabaseLogHandler, database_logging
 from playlog.logging import current_log_context, log_context
 from playlog.settings import DatabaseLogSettings
 from playlog.testing.processes import free_port
@@ -50,6 +52,10 @@ async def stored(sessionmaker: async_sessionmaker[AsyncSession], service: str) -
             select(LogRow).where(LogRow.service == service).order_by(LogRow.id)
         )
         return list(rows)
+
+
+def written_at_least(handler: DatabaseLogHandler, count: int) -> bool:
+    return handler.written_total >= count
 
 
 async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
@@ -295,7 +301,7 @@ async def test_shutdown_flushes_what_is_queued(
     ]
 
 
-async def test_sqlalchemy_logging_does_not_feed_the_table(
+async def test_sqlalchemy_and_httpx_logging_does_not_feed_the_table(
     sessionmaker: async_sessionmaker[AsyncSession], service: str
 ) -> None:
     engine_logger = logging.getLogger("sqlalchemy.engine")
@@ -308,6 +314,10 @@ async def test_sqlalchemy_logging_does_not_feed_the_table(
         ) as handler:
             log.info("only this one")
             await stored(sessionmaker, service)  # statements logged outside the writer too
+            # httpx says "HTTP Request: …" at INFO for every call (to Spotify, say).
+            ok = httpx.MockTransport(lambda request: httpx.Response(200))
+            async with httpx.AsyncClient(transport=ok) as http:
+                await http.get("https://api.test/v1/me")
             await eventually(lambda: handler.written_total == 1)
             await asyncio.sleep(10 * FAST)  # several more writer ticks
             assert (handler.pending, handler.written_total) == (0, 1)
@@ -317,6 +327,33 @@ async def test_sqlalchemy_logging_does_not_feed_the_table(
     rows = await stored(sessionmaker, service)
     assert [(row.logger, row.message) for row in rows] == [(log.name, "only this one")]
     assert rows[0].context == {}
+
+
+async def test_what_is_logged_while_a_batch_is_written_is_not_queued_again(
+    db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], service: str
+) -> None:
+    """A driver or pool warning during every INSERT must not become the next batch."""
+    driver_log = logging.getLogger("playlog.tests.dblog.driver")
+
+    def warn_on_insert(_connection: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.startswith("INSERT INTO logs"):
+            driver_log.warning("slow insert")
+
+    event.listen(db_engine.sync_engine, "before_cursor_execute", warn_on_insert)
+    try:
+        async with database_logging(
+            service, DatabaseLogSettings(), sessionmaker, flush_interval=FAST
+        ) as handler:
+            for number in range(1, 4):
+                log.info("record %d", number)
+                await eventually(partial(written_at_least, handler, number))
+                # Otherwise each flush would queue its own warning for the next one.
+                assert (handler.pending, handler.written_total) == (0, number)
+    finally:
+        event.remove(db_engine.sync_engine, "before_cursor_execute", warn_on_insert)
+
+    rows = await stored(sessionmaker, service)
+    assert [row.message for row in rows] == ["record 1", "record 2", "record 3"]
 
 
 async def test_a_write_cut_short_at_shutdown_is_counted_and_said(

@@ -7,9 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from playlog.db.engine import db_now
 from playlog.db.models import JobRun, SyncCheckpoint
 from playlog.testing.spotify import Connect
 from playlog_collector import claims
@@ -110,8 +111,7 @@ async def test_work_is_claimed_only_when_due_and_sync_now_is_reported(
     assert await claim_as(committed, "replica") == []
 
     async with committed() as session:
-        now = await session.scalar(select(func.now()))
-    assert now is not None
+        now = await db_now(session)
     await set_checkpoint(committed, user_id, next_run_at=now, sync_requested_at=now)
     (claim,) = await claim_as(committed, "replica")
     assert claim.requested_at == now
@@ -132,10 +132,9 @@ async def test_a_sync_now_arriving_during_a_run_is_not_lost(
         await claims.release(
             session, claim, Outcome("success", {}, None, timedelta(hours=1), "idle")
         )
-        now = await session.scalar(select(func.now()))
+        now = await db_now(session)
     async with committed() as session:
         checkpoint = await session.get(SyncCheckpoint, user_id)
     assert checkpoint is not None
     assert checkpoint.next_run_at is not None
-    assert now is not None
     assert checkpoint.next_run_at <= now

@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from playlog.crypto import TokenCipher
 from playlog.db.models import Play, SyncCheckpoint
-from playlog.spotify.client import RetryPolicy, SpotifyClient
+from playlog.spotify.client import RetryPolicy
 from playlog.spotify.tokens import UserTokens
 from playlog.testing.factories import add_connected_user
+from playlog.testing.spotify import mock_spotify
 from playlog_collector import claims
 from playlog_collector.claims import Outcome, WorkKind
 from playlog_collector.settings import CollectorSettings
@@ -80,14 +81,7 @@ async def sync_once(
     api: Callable[[httpx.Request], httpx.Response],
     kind: WorkKind = "initial_sync",
 ) -> Outcome:
-    async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
-        client = SpotifyClient(
-            http=http,
-            api_base_url="https://api.test/v1",
-            accounts_base_url="https://accounts.test",
-            client_id="client",
-            retry=RetryPolicy(max_attempts=1),
-        )
+    async with mock_spotify(api, RetryPolicy(max_attempts=1)) as client:
         async with committed.begin() as session:
             (claim,) = await claims.claim(
                 session,

@@ -38,8 +38,9 @@ WRITE_TIMEOUT = 10.0
 # Longest stored message, exception or context string, in characters.
 MAX_TEXT = 8 * 1024
 
-# Access lines and SQL echo would flood the table (stdout has them).
-_SKIPPED_LOGGERS = ("uvicorn.access", "sqlalchemy.engine")
+# Access lines, SQL echo and httpx's line per request would flood the table (stdout has
+# them).
+_SKIPPED_LOGGERS = ("uvicorn.access", "sqlalchemy.engine", "httpx", "httpcore")
 # True inside the writer task and the tasks it starts: what the driver or the pool log
 # while a batch is written is not queued again, so a failing database cannot keep the
 # queue busy with its own errors.
@@ -228,7 +229,8 @@ class DatabaseLogWriter:
     async def _insert(self, rows: list[Row]) -> bool:
         try:
             async with asyncio.timeout(WRITE_TIMEOUT), self.sessionmaker.begin() as session:
-                await session.execute(insert(LogRow).values(rows))
+                # A list of rows, not a multi-row VALUES: compiled once and cached.
+                await session.execute(insert(LogRow), rows)
         except Exception as exc:
             if not self._failing:
                 self._failing = True

@@ -24,7 +24,7 @@ from playlog.history.identity import (
     local_track_id,
     match_one_to_one,
 )
-from playlog.history.locks import history_lock_key
+from playlog.history.locks import LOCK_SQL, history_lock_key
 from playlog.spotify.models import PlayHistory
 from playlog.spotify.models import Track as SpotifyTrack
 
@@ -69,8 +69,8 @@ class PageResult:
 def track_id_of(track: SpotifyTrack) -> str:
     if track.id:
         return track.id
-    artist = track.artists[0].name if track.artists else None
-    return local_track_id(artist, track.name, track.album.name if track.album else None)
+    album = track.album.name if track.album else None
+    return local_track_id(_primary_artist(track), track.name, album)
 
 
 def _primary_artist(track: SpotifyTrack) -> str | None:
@@ -84,8 +84,10 @@ async def store_page(
     result = PageResult(fetched=len(items))
     if not items:
         return result
-    # Takes turns with an import of the same user (playlog.history.locks).
-    await session.execute(select(func.pg_advisory_xact_lock(*history_lock_key(user_id))))
+    # Takes turns with an import of the same user (playlog.history.locks); the driver's
+    # own placeholders, as the import spells it.
+    connection = await session.connection()
+    await connection.exec_driver_sql(LOCK_SQL, history_lock_key(user_id))
     await _upsert_catalog(session, [item.track for item in items])
     fresh = await _without_known_plays(session, user_id, items, result)
     if fresh:
@@ -174,7 +176,6 @@ async def _upsert_catalog(session: AsyncSession, tracks: Sequence[SpotifyTrack])
             "uri": track.uri,
             "source": SOURCE,
         }
-        positions: set[int] = set()
         for position, artist in enumerate(track.artists):
             artist_id = artist.id or local_artist_id(artist.name)
             artist_rows[artist_id] = {
@@ -182,13 +183,12 @@ async def _upsert_catalog(session: AsyncSession, tracks: Sequence[SpotifyTrack])
                 "name": artist.name,
                 "uri": artist.uri,
             }
-            if (track_id, artist_id) not in links and position not in positions:
+            if (track_id, artist_id) not in links:
                 links[(track_id, artist_id)] = {
                     "track_id": track_id,
                     "artist_id": artist_id,
                     "position": position,
                 }
-                positions.add(position)
     # Core statements executed with a list of rows: compiled once and cached, whatever
     # the page size (a multi-row VALUES would be compiled anew for every size).
     if artist_rows:

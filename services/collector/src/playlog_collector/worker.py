@@ -41,8 +41,8 @@ from playlog_collector.sync import SyncContext, run
 
 log = logging.getLogger(__name__)
 SERVICE = "collector"
-# Running work gets this long after SIGTERM before it is cancelled; the rest of the
-# 10-second stop budget is for recording the abandoned runs.
+# Running work (polls and an import alike) gets this long after SIGTERM before it is
+# cancelled; recording the abandoned runs and the stop take at most 2 s each after it.
 SHUTDOWN_GRACE_SECONDS = 4.0
 RELEASE_TIMEOUT_SECONDS = 2.0
 PURGE_EVERY = timedelta(days=1)
@@ -243,8 +243,13 @@ class Collector:
             log.exception("could not record the end of a %s run", claim.kind)
 
     async def _shutdown(self) -> None:
+        # At once, not one after the other: the import and the polls share one grace.
+        waits = [self._stop_running()]
         if self.imports is not None:
-            await self.imports.shutdown(self.shutdown_grace)
+            waits.append(self.imports.shutdown(self.shutdown_grace))
+        await asyncio.gather(*waits)
+
+    async def _stop_running(self) -> None:
         if not self.running:
             return
         self.activity = "stopping"

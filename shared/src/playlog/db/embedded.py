@@ -12,10 +12,8 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -52,7 +50,7 @@ class EmbeddedPostgres:
         with PostgresServer._lock:
             _forget_dead_handles(self.pgdata / ".handle_pids.json")
         self._server = get_server(self.pgdata, cleanup_mode="stop")
-        _run_to_completion(self._ensure_database())
+        asyncio.run(self._ensure_database())
 
     def server_url(self, database: str = "postgres") -> str:
         if self._server is None:
@@ -80,17 +78,6 @@ class EmbeddedPostgres:
                 await connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
         finally:
             await connection.close()
-
-
-def _run_to_completion(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` whether or not the caller is inside an event loop (a benchmark's)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(work)
-        return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, work).result()
 
 
 def _forget_dead_handles(handles: Path) -> None:

@@ -1,4 +1,5 @@
-"""Test helpers for the Spotify stand-in: the OAuth dance and signed-in clients."""
+"""Test helpers for the Spotify stand-in: the OAuth dance and signed-in clients; and a
+client whose requests a test answers itself."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from playlog.crypto import TokenCipher
 from playlog.db.models import Play
 from playlog.spotify.accounts import connect_account
+from playlog.spotify.client import RetryPolicy, SpotifyClient
 from playlog.spotify.models import CurrentUser, TokenResponse
 from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
 from playlog.spotify.stand_in.state import StandInState
@@ -164,3 +167,18 @@ def listen_until_new_plays(
             assert len(new) < WINDOW
             return new
     raise AssertionError("the simulated listener stopped listening")
+
+
+@asynccontextmanager
+async def mock_spotify(
+    api: Callable[[httpx.Request], Any], retry: RetryPolicy | None = None
+) -> AsyncIterator[SpotifyClient]:
+    """A Spotify client whose requests ``api`` answers (an httpx MockTransport handler)."""
+    async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
+        yield SpotifyClient(
+            http=http,
+            api_base_url="https://api.test/v1",
+            accounts_base_url="https://accounts.test",
+            client_id="client",
+            retry=retry or RetryPolicy(),
+        )
