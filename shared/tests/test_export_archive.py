@@ -17,10 +17,10 @@ from playlog.exports.archive import (
     classify,
 )
 from playlog.exports.records import MemberRows
+from playlog.history.identity import local_track_id
 from playlog.settings import ImportSettings
 from playlog.testing.exports import (
     ACCOUNT_DIR,
-    EXTENDED_DIR,
     account_play,
     extended_member,
     track_play,
@@ -224,6 +224,19 @@ def test_records_become_rows_or_counted_skips() -> None:
     assert all(row[-1] is None for row in rows.rows)
 
 
+@pytest.mark.parametrize("uri", ["spotify:track:", 12345, ["spotify:track:x"], ""])
+def test_a_track_uri_without_an_id_falls_back_to_the_names(uri: Any) -> None:
+    rows = MemberRows("extended", set(), keep_sensitive=False)
+    rows.add(track_play("2024-01-01T10:00:00Z", spotify_track_uri=uri))
+    rows.add(track_play("2024-01-01T10:01:00Z", name=None, spotify_track_uri=uri))
+    expected = local_track_id(
+        "Rick Astley", "Never Gonna Give You Up", "Whenever You Need Somebody"
+    )
+    assert [row[1] for row in rows.rows] == [expected]
+    assert rows.items[expected][5] is None  # no URI kept for a local id
+    assert dict(rows.skipped) == {"no_identity": 1}
+
+
 def test_sensitive_fields_are_kept_only_when_asked() -> None:
     rows = MemberRows("extended", set(), keep_sensitive=True)
     rows.add(track_play("2024-01-01T10:00:00Z", username="someone"))
@@ -249,4 +262,3 @@ def test_account_data_rows_use_names_and_minutes() -> None:
     assert music[1].startswith("local:")
     kinds = {item[1] for item in rows.items.values()}
     assert kinds == {"track", "episode"}
-    assert EXTENDED_DIR  # both folder names are what real exports use

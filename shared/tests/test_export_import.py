@@ -3,12 +3,14 @@ cross-source rule against polled plays and the other export family."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy import select, text
@@ -16,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from playlog.db.models import Play, Track
 from playlog.errors import NotFound
+from playlog.exports import importer, jobs
 from playlog.exports.importer import import_export
+from playlog.exports.report import MemberReport, Totals
 from playlog.settings import ImportSettings
 from playlog.testing.exports import (
     ACCOUNT_DIR,
@@ -288,3 +292,112 @@ async def test_extended_history_replaces_account_data_imported_before(
     assert (report.plays_inserted, report.replaced) == (0, 1)
     (row,) = await plays_of(db_engine, user_id)
     assert (row.source_format, row.track_id) == ("extended", "4uLU6hMCjMI75M1A2tKUQC")
+
+
+# --- as a job ---------------------------------------------------------------------------
+
+
+class WatchedJob(jobs.JobHooks):
+    """A job's own hooks that note, as each member is stored, the job row as the members
+    before it left it; and that cancel the job, as an administrator would, at member
+    ``cancel_at``."""
+
+    def __init__(self, engine: AsyncEngine, job: jobs.ClaimedImport, cancel_at: int = 0) -> None:
+        super().__init__(engine, job, timedelta(minutes=5), threading.Event())
+        self.rows: list[tuple[int, int | None]] = []
+        self.cancel_at = cancel_at
+
+    async def member_stored(
+        self, connection: asyncpg.Connection, member: MemberReport, totals: Totals
+    ) -> None:
+        async with self.engine.begin() as other:
+            ingested, report = (
+                await other.execute(
+                    text("SELECT records_ingested, report FROM import_jobs WHERE id = :id"),
+                    {"id": self.job.job_id},
+                )
+            ).one()
+            self.rows.append((ingested, None if report is None else len(report["files"])))
+            if len(self.rows) == self.cancel_at:
+                await other.execute(
+                    text("UPDATE import_jobs SET status = 'cancelled' WHERE id = :id"),
+                    {"id": self.job.job_id},
+                )
+        await super().member_stored(connection, member, totals)
+
+
+async def running_job(engine: AsyncEngine, user: uuid.UUID, path: Path) -> jobs.ClaimedImport:
+    job = jobs.ClaimedImport(uuid.uuid4(), user, path, "test/1", 1, upload_dir=None)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO import_jobs (id, user_id, status, lease_owner, lease_expires_at, "
+                "attempts, started_at) VALUES (:id, :user, 'running', :owner, "
+                "now() + interval '5 minutes', 1, now())"
+            ),
+            {"id": job.job_id, "user": user, "owner": job.owner},
+        )
+    return job
+
+
+async def job_row(engine: AsyncEngine, job_id: uuid.UUID) -> Any:
+    async with engine.connect() as connection:
+        return (
+            await connection.execute(
+                text("SELECT status, records_ingested, report FROM import_jobs WHERE id = :id"),
+                {"id": job_id},
+            )
+        ).one()
+
+
+def three_members(tmp_path: Path) -> Path:
+    return write_zip(
+        tmp_path / "e.zip",
+        {
+            extended_member(i): [track_play(f"2024-0{i + 1}-01T10:0{m}:00Z") for m in range(2)]
+            for i in range(3)
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("every_s", "reports"),
+    [
+        # No progress step: the report is written once, at the end, not with each member.
+        (float("inf"), [None, None, None]),
+        # A progress step after every message: the report of the members handled, written
+        # only when there is one more.
+        (0.0, [None, 1, 2]),
+    ],
+)
+async def test_a_job_writes_its_counts_with_each_member_and_its_report_with_progress(
+    db_engine: AsyncEngine,
+    user_id: uuid.UUID,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    every_s: float,
+    reports: list[int | None],
+) -> None:
+    monkeypatch.setattr(importer, "PROGRESS_EVERY_S", every_s)
+    job = await running_job(db_engine, user_id, three_members(tmp_path))
+    hooks = WatchedJob(db_engine, job)
+    outcome = await jobs.run_job(db_engine, job, SETTINGS, hooks)
+    assert outcome.status == "success"
+    assert hooks.rows == list(zip([0, 2, 4], reports, strict=True))
+    status, ingested, report = await job_row(db_engine, job.job_id)
+    assert (status, ingested) == ("success", 6)
+    assert [f["name"] for f in report["files"]] == [extended_member(i) for i in range(3)]
+
+
+async def test_a_cancelled_job_keeps_the_report_of_the_members_it_stored(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No progress step: the report a stop leaves comes from the stop itself.
+    monkeypatch.setattr(importer, "PROGRESS_EVERY_S", float("inf"))
+    job = await running_job(db_engine, user_id, three_members(tmp_path))
+    outcome = await jobs.run_job(db_engine, job, SETTINGS, WatchedJob(db_engine, job, 3))
+    assert outcome.status == "cancelled"
+    status, ingested, report = await job_row(db_engine, job.job_id)
+    assert (status, ingested, report["status"]) == ("cancelled", 4, "cancelled")
+    assert [f["name"] for f in report["files"]] == [extended_member(i) for i in range(2)]
+    assert (report["plays_inserted"], len(await plays_of(db_engine, user_id))) == (4, 4)

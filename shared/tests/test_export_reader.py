@@ -25,7 +25,7 @@ from playlog.exports.archive import ExportRejected
 from playlog.exports.importer import ImportCancelled, Progress, import_export
 from playlog.exports.reader import ExportReaderFailed, ReaderProcess
 from playlog.exports.records import STAGE_COLUMNS
-from playlog.exports.report import MemberReport
+from playlog.exports.report import MemberReport, Totals
 from playlog.settings import ImportSettings
 from playlog.testing.exports import (
     delete_users_and_their_catalog,
@@ -206,11 +206,13 @@ class KillReaderOnFirstStore:
 
     def __init__(self, processes: list[ReaderProcess]) -> None:
         self.processes = processes
+        self.stored = 0
 
     async def member_stored(
-        self, connection: asyncpg.Connection, member: MemberReport, so_far: list[MemberReport]
+        self, connection: asyncpg.Connection, member: MemberReport, totals: Totals
     ) -> None:
-        if len(so_far) == 1:
+        self.stored += 1
+        if self.stored == 1:
             os.kill(self.processes[0].pid, signal.SIGKILL)
 
     async def progress(self, progress: Progress) -> None:
@@ -243,7 +245,7 @@ async def test_a_reader_killed_mid_import_keeps_what_was_stored(
 
 class CancelAtFirstProgress:
     async def member_stored(
-        self, connection: asyncpg.Connection, member: MemberReport, so_far: list[MemberReport]
+        self, connection: asyncpg.Connection, member: MemberReport, totals: Totals
     ) -> None:
         return None
 
@@ -271,7 +273,7 @@ class StallInFirstStore:
         self.storing = asyncio.Event()
 
     async def member_stored(
-        self, connection: asyncpg.Connection, member: MemberReport, so_far: list[MemberReport]
+        self, connection: asyncpg.Connection, member: MemberReport, totals: Totals
     ) -> None:
         self.storing.set()
         await asyncio.Event().wait()

@@ -24,6 +24,7 @@ from starlette.types import Message
 from playlog.db.engine import create_sessionmaker, db_now
 from playlog.db.models import ImportJob, User
 from playlog.db.models.imports import FINISHED_IMPORT_STATUSES, IMPORT_CHANNEL, IMPORT_STATUSES
+from playlog.exports import storage
 from playlog.exports.storage import ZIP_SIGNATURE, upload_path
 from playlog.testing.factories import add_import_job, add_user
 from playlog.testing.http import asgi_client, walk_pages
@@ -413,14 +414,15 @@ async def test_a_client_that_disconnects_leaves_nothing_behind(
     await api.assert_nothing_left()
 
 
+async def session_whose_commit_fails(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_sessionmaker(request)() as session:
+        yield session
+        raise RuntimeError("the commit failed")
+
+
 async def test_a_failed_commit_leaves_no_file(
     api: Api, api_settings: ApiSettings, db_sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    async def session_whose_commit_fails(request: Request) -> AsyncIterator[AsyncSession]:
-        async with get_sessionmaker(request)() as session:
-            yield session
-            raise RuntimeError("the commit failed")
-
     app = create_app(api_settings, sessionmaker=db_sessionmaker)
     app.dependency_overrides[get_db_session] = session_whose_commit_fails
     async with asgi_client(app) as client:
@@ -589,6 +591,38 @@ async def test_cancelling_a_pending_import_ends_it_and_deletes_its_file(api: Api
     job = await api.job(job_id)
     assert (job.status, job.finished_at) == ("cancelled", await db_now(api.session))
     assert stored_files(api.uploads) == []
+
+
+async def test_a_cancel_whose_commit_fails_keeps_the_job_and_its_file(
+    api: Api, api_settings: ApiSettings, db_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    job_id = (await api.upload(export_zip())).json()["id"]
+    app = create_app(api_settings, sessionmaker=db_sessionmaker)
+    app.dependency_overrides[get_db_session] = session_whose_commit_fails
+    async with asgi_client(app) as client:
+        with pytest.raises(RuntimeError, match="the commit failed"):
+            await replace(api, client=client).call("POST", f"/admin/import-jobs/{job_id}/cancel")
+
+    # Still pending, so a collector may run it: its upload must still be there.
+    assert (await api.job(job_id)).status == "pending"
+    assert len(stored_files(api.uploads)) == 1
+
+
+async def test_a_file_that_cannot_be_deleted_does_not_fail_the_cancel(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = (await api.upload(export_zip())).json()["id"]
+
+    def refuse(upload_dir: Path, paths: Iterable[str | None]) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(storage, "remove_upload_files", refuse)
+    response = await api.call("POST", f"/admin/import-jobs/{job_id}/cancel")
+
+    assert response.status_code == 200, response.text
+    assert (await api.job(job_id)).status == "cancelled"
+    assert len(stored_files(api.uploads)) == 1
+    assert "could not delete an import upload: PermissionError" in caplog.text
 
 
 async def test_cancelling_never_deletes_outside_the_upload_dir(api: Api, tmp_path: Path) -> None:

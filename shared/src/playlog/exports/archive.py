@@ -176,7 +176,7 @@ class ExportArchive:
             return stream.hexdigest()
 
     def records(self, member: HistoryMember, sink: MemberRead) -> Iterator[dict[str, Any]]:
-        """Yield the records of a member one by one; ``sink`` receives its digest and size.
+        """Yield the records of a member one by one; ``sink`` receives its digest.
 
         Raises :class:`MemberFailed` for content that is not a JSON array of objects with
         the family's keys. The member is read to its end (which makes zipfile verify its
@@ -185,7 +185,6 @@ class ExportArchive:
         with self._stream(member) as stream:
             yield from _parse(stream, member)
             sink.digest = stream.hexdigest()
-            sink.inflated = stream.count
 
     def _stream(self, member: HistoryMember) -> _MemberStream:
         try:
@@ -202,7 +201,6 @@ class MemberRead:
     """Filled in once a member has been read completely."""
 
     digest: str = ""
-    inflated: int = 0
 
 
 def _open_zip(path: Path, size: int, limits: ArchiveLimits) -> zipfile.ZipFile:

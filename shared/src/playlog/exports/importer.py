@@ -37,7 +37,7 @@ from playlog.exports.reader import (
     ReaderProcess,
     Rows,
 )
-from playlog.exports.report import ImportReport, MemberReport
+from playlog.exports.report import ImportReport, MemberReport, Totals
 from playlog.settings import ImportSettings
 
 PROGRESS_EVERY_S = 1.0
@@ -53,13 +53,16 @@ class Progress:
     bytes_total: int
     records_done: int
     plays_inserted: int
+    # The members handled so far: the import's own list, which grows as it goes on.
+    files: list[MemberReport]
 
 
 class ImportHooks(Protocol):
     async def member_stored(
-        self, connection: asyncpg.Connection, member: MemberReport, so_far: list[MemberReport]
+        self, connection: asyncpg.Connection, member: MemberReport, totals: Totals
     ) -> None:
-        """Runs inside a member's transaction, just before it commits."""
+        """Runs inside a member's transaction, just before it commits; ``totals`` are
+        those of the import with this member."""
 
     async def progress(self, progress: Progress) -> None:
         """Runs about once a second between database steps; may raise ImportCancelled."""
@@ -73,8 +76,12 @@ async def import_export(
     *,
     job_id: uuid.UUID | None = None,
     hooks: ImportHooks | None = None,
+    files: list[MemberReport] | None = None,
 ) -> ImportReport:
     """Import the export at ``path`` for ``user_id`` and return the report.
+
+    ``files``, when given, receives each member's report as the member is handled, so a
+    caller still knows them when the import stops half-way.
 
     Raises :class:`ExportRejected` when the file as a whole is refused (nothing stored),
     :class:`NotFound` for an unknown user, :class:`ImportCancelled` when a hook cancels,
@@ -93,16 +100,18 @@ async def import_export(
                 if not await connection.fetchval("SELECT 1 FROM users WHERE id = $1", user_id):
                     raise NotFound(f"no user with id {user_id}")
                 await loader.prepare(connection)
-                run = _Run(connection, user_id, job_id, archive, hooks or _NoHooks())
-                files = await run.execute(settings, reader)
+                run = _Run(connection, user_id, job_id, archive, hooks or _NoHooks(), files)
+                handled = await run.execute(settings, reader)
     finally:
         await reader.close()
-    return ImportReport.build(files, ignored=archive.ignored, elapsed_s=time.monotonic() - started)
+    return ImportReport.build(
+        handled, ignored=archive.ignored, elapsed_s=time.monotonic() - started
+    )
 
 
 class _NoHooks:
     async def member_stored(
-        self, connection: asyncpg.Connection, member: MemberReport, so_far: list[MemberReport]
+        self, connection: asyncpg.Connection, member: MemberReport, totals: Totals
     ) -> None:
         return None
 
@@ -118,16 +127,17 @@ class _Run:
         job_id: uuid.UUID | None,
         archive: ExportArchive,
         hooks: ImportHooks,
+        files: list[MemberReport] | None,
     ) -> None:
         self.connection = connection
         self.user_id = user_id
         self.job_id = job_id
         self.archive = archive
         self.hooks = hooks
-        self.files: list[MemberReport] = []
+        self.files: list[MemberReport] = [] if files is None else files
+        self.totals = Totals()
         self.known_reports: dict[str, tuple[dict[str, Any], uuid.UUID | None]] = {}
         self._transaction: Any = None
-        self._staged = 0
         # Compressed bytes and records of the members handled so far.
         self._position = 0
         self._records = 0
@@ -162,22 +172,20 @@ class _Run:
         if isinstance(message, Begin):
             self._transaction = self.connection.transaction()
             await self._transaction.start()
-            await loader.begin_member(self.connection, self.user_id)
-            self._staged = 0
+            await loader.begin_member(self.connection)
         elif isinstance(message, Rows):
             await loader.stage(self.connection, message.data)
-            self._staged += message.count
         elif isinstance(message, End):
             await self._store(message)
             self._records += message.records
             self._position += self.archive.members[message.index].compressed_size
         elif isinstance(message, Known):
-            self.files.append(self._known(message))
+            self._add(self._known(message))
             self._position += self.archive.members[message.index].compressed_size
         elif isinstance(message, Failed):
             await self._rollback()
             member = self.archive.members[message.index]
-            self.files.append(
+            self._add(
                 MemberReport(
                     name=member.name,
                     format=member.format,
@@ -191,10 +199,12 @@ class _Run:
 
     async def _store(self, message: End) -> None:
         member = self.archive.members[message.index]
-        counts = loader.MemberCounts(staged=self._staged)
+        # Every record the reader read became a staged row unless it was skipped.
+        counts = loader.MemberCounts(staged=message.records - sum(message.skipped.values()))
         span = (message.earliest, message.latest) if message.earliest and message.latest else None
-        items = message.items if message.item_count else None
-        await loader.store(self.connection, self.user_id, member.format, items, counts, span)
+        await loader.store(
+            self.connection, self.user_id, member.format, message.items or None, counts, span
+        )
         report = MemberReport(
             name=member.name,
             format=member.format,
@@ -221,10 +231,16 @@ class _Run:
             self.job_id,
             report.model_dump_json(),
         )
-        await self.hooks.member_stored(self.connection, report, [*self.files, report])
+        totals = self.totals.plus(report)
+        await self.hooks.member_stored(self.connection, report, totals)
         await self._transaction.commit()
         self._transaction = None
         self.files.append(report)
+        self.totals = totals
+
+    def _add(self, member: MemberReport) -> None:
+        self.files.append(member)
+        self.totals.add(member)
 
     def _known(self, message: Known) -> MemberReport:
         member = self.archive.members[message.index]
@@ -259,7 +275,8 @@ class _Run:
                 bytes_done=self._position,
                 bytes_total=self.archive.size,
                 records_done=self._records,
-                plays_inserted=sum(f.plays_inserted for f in self.files),
+                plays_inserted=self.totals.plays_inserted,
+                files=self.files,
             )
         )
 

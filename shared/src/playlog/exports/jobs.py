@@ -5,14 +5,16 @@ writes renew the lease and are refused once the job is no longer this worker's (
 lost, or cancelled by an administrator): the importer then stops. A job whose lease ran
 out is run again; members its earlier run stored are recognised and counted, not
 re-imported. The upload is deleted whenever a job ends.
+
+The job's counts are written with each member, in its transaction; its report (which
+lists every member, so grows with them) about once a second, and whole at the end.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,11 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from playlog.errors import AppError
 from playlog.exports.importer import ImportCancelled, Progress, import_export
-from playlog.exports.report import ImportReport, MemberReport
-from playlog.exports.storage import remove_upload_files
+from playlog.exports.report import ImportReport, MemberReport, Totals
+from playlog.exports.storage import delete_upload
 from playlog.settings import ImportSettings
-
-log = logging.getLogger(__name__)
 
 _CLAIM = text(
     """
@@ -78,14 +78,15 @@ _ORPHANED_CANCELS = text(
 )
 _PROGRESS = """
     UPDATE import_jobs SET bytes_done = $3, records_done = $4, records_ingested = $5,
-        lease_expires_at = now() + $6::interval, updated_at = now()
+        report = coalesce($7::jsonb, report), lease_expires_at = now() + $6::interval,
+        updated_at = now()
     WHERE id = $1 AND lease_owner = $2 AND status = 'running'
     RETURNING 1
 """
 _MEMBER_STORED = """
     UPDATE import_jobs SET records_ingested = $3, duplicates = $4, skipped = $5::jsonb,
-        report = $6::jsonb, format_detected = $7, earliest_played_at = $8,
-        latest_played_at = $9, lease_expires_at = now() + $10::interval, updated_at = now()
+        format_detected = $6, earliest_played_at = $7, latest_played_at = $8,
+        lease_expires_at = now() + $9::interval, updated_at = now()
     WHERE id = $1 AND lease_owner = $2 AND status = 'running'
     RETURNING 1
 """
@@ -93,13 +94,10 @@ _FINISH = text(
     """
     UPDATE import_jobs SET
         status = CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE :status END,
-        error = coalesce(:error, error), finished_at = now(),
-        report = coalesce(:report, report), records_done = coalesce(:records, records_done),
-        records_ingested = coalesce(:inserted, records_ingested),
-        duplicates = coalesce(:duplicates, duplicates), skipped = coalesce(:skipped, skipped),
-        format_detected = coalesce(:formats, format_detected),
-        earliest_played_at = coalesce(:earliest, earliest_played_at),
-        latest_played_at = coalesce(:latest, latest_played_at),
+        error = coalesce(:error, error), finished_at = now(), report = :report,
+        records_done = :records, records_ingested = :inserted, duplicates = :duplicates,
+        skipped = :skipped, format_detected = :formats, earliest_played_at = :earliest,
+        latest_played_at = :latest,
         bytes_done = CASE WHEN :status = 'success' THEN coalesce(file_size_bytes, bytes_done)
                           ELSE bytes_done END,
         lease_owner = NULL, lease_expires_at = NULL
@@ -145,9 +143,9 @@ async def claim(
     """Give up on jobs that cannot finish, then claim the oldest runnable one."""
     async with engine.begin() as connection:
         for (path,) in await connection.execute(_GIVE_UP, {"max_attempts": max_attempts}):
-            await _delete_upload(upload_dir, path)
+            await delete_upload(upload_dir, path)
         for (path,) in await connection.execute(_ORPHANED_CANCELS):
-            await _delete_upload(upload_dir, path)
+            await delete_upload(upload_dir, path)
         row = (
             await connection.execute(
                 _CLAIM, {"owner": owner, "lease": lease, "max_attempts": max_attempts}
@@ -171,28 +169,30 @@ class JobHooks:
         self.lease = lease
         # Set when the worker shuts down: the job goes back to pending for another one.
         self.stop = stop
+        # Members in the report last written: none is written before there is one.
+        self._reported = 0
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
             raise ImportCancelled("the collector is stopping")
 
     async def member_stored(
-        self, connection: asyncpg.Connection, member: MemberReport, so_far: list[MemberReport]
+        self, connection: asyncpg.Connection, member: MemberReport, totals: Totals
     ) -> None:
         # Before the member commits: a stopping worker leaves it to the job's next run.
         self._check_stop()
-        report = ImportReport.build(so_far, ignored=[], elapsed_s=0.0)
+        # The counts only (the report follows with the next progress): they stay the
+        # member's own work, whatever happens to the worker after this commit.
         ok = await connection.fetchval(
             _MEMBER_STORED,
             self.job.job_id,
             self.job.owner,
-            report.plays_inserted,
-            report.duplicates,
-            json.dumps(report.skipped),
-            report.model_dump_json(),
-            ",".join(report.formats) or None,
-            report.earliest,
-            report.latest,
+            totals.plays_inserted,
+            totals.duplicates,
+            json.dumps(totals.skipped_by_reason),
+            ",".join(totals.format_names) or None,
+            totals.earliest,
+            totals.latest,
             self.lease,
         )
         if not ok:
@@ -200,6 +200,11 @@ class JobHooks:
 
     async def progress(self, progress: Progress) -> None:
         self._check_stop()
+        # The report so far, unless no member was handled since it was last written (a
+        # large member takes many progress steps).
+        report = None
+        if len(progress.files) != self._reported:
+            report = report_so_far(progress.files).model_dump_json()
         async with self.engine.connect() as wrapper:
             raw = await wrapper.get_raw_connection()
             connection: asyncpg.Connection = raw.driver_connection
@@ -211,54 +216,58 @@ class JobHooks:
                 progress.records_done,
                 progress.plays_inserted,
                 self.lease,
+                report,
             )
         if not ok:
             raise ImportCancelled("the job was cancelled or handed to another worker")
+        self._reported = len(progress.files)
+
+
+def report_so_far(
+    files: list[MemberReport],
+    started: float | None = None,
+    *,
+    error: str | None = None,
+    cancelled: bool = False,
+) -> ImportReport:
+    """The report of the members handled so far (by an import that has not ended, or
+    stopped half-way)."""
+    elapsed = time.monotonic() - started if started is not None else 0.0
+    return ImportReport.build(
+        files, ignored=[], elapsed_s=elapsed, error=error, cancelled=cancelled
+    )
 
 
 async def finish(
     engine: AsyncEngine,
     job: ClaimedImport,
-    report: ImportReport | None,
+    report: ImportReport,
     *,
     error: str | None = None,
     status: str | None = None,
 ) -> str | None:
-    """Record the end of a job and delete its upload; returns the final status.
-
-    Without a report (the import was refused or stopped) the counts written by the
-    members already stored stay as they are."""
+    """Record the end of a job with its report (of the members handled, for an import
+    that stopped half-way) and delete its upload; returns the final status."""
     values: dict[str, Any] = {
         "id": job.job_id,
         "owner": job.owner,
-        "status": status or (report.status if report else "error"),
-        "error": error or (report.error if report else None),
-        "report": None,
-        "records": None,
-        "inserted": None,
-        "duplicates": None,
-        "skipped": None,
-        "formats": None,
-        "earliest": None,
-        "latest": None,
+        "status": status or report.status,
+        "error": error or report.error,
+        "report": report.model_dump(mode="json"),
+        "records": report.records_seen,
+        "inserted": report.plays_inserted,
+        "duplicates": report.duplicates,
+        "skipped": report.skipped,
+        "formats": ",".join(report.formats) or None,
+        "earliest": report.earliest,
+        "latest": report.latest,
     }
-    if report is not None:
-        values |= {
-            "report": report.model_dump(mode="json"),
-            "records": report.records_seen,
-            "inserted": report.plays_inserted,
-            "duplicates": report.duplicates,
-            "skipped": report.skipped,
-            "formats": ",".join(report.formats) or None,
-            "earliest": report.earliest,
-            "latest": report.latest,
-        }
     async with engine.begin() as connection:
         row = (await connection.execute(_FINISH, values)).first()
     if row is None:
         return None
     if job.upload_dir is not None:
-        await _delete_upload(job.upload_dir, row.storage_path)
+        await delete_upload(job.upload_dir, row.storage_path)
     return str(row.status)
 
 
@@ -266,13 +275,6 @@ async def requeue(engine: AsyncEngine, job: ClaimedImport) -> None:
     """Hand a job back unfinished (the worker is stopping); the next run resumes it."""
     async with engine.begin() as connection:
         await connection.execute(_REQUEUE, {"id": job.job_id, "owner": job.owner})
-
-
-async def _delete_upload(upload_dir: Path, path: str | None) -> None:
-    try:
-        await asyncio.to_thread(remove_upload_files, upload_dir, [path])
-    except OSError as exc:
-        log.warning("could not delete an import upload: %s", type(exc).__name__)
 
 
 @dataclass(frozen=True)
@@ -286,18 +288,24 @@ async def run_job(
     engine: AsyncEngine, job: ClaimedImport, settings: ImportSettings, hooks: JobHooks
 ) -> JobOutcome:
     """Run a claimed job to its end, or back to pending when its worker is stopping."""
+    started = time.monotonic()
+    # The members handled, also when the import stops half-way.
+    files: list[MemberReport] = []
     try:
         report = await import_export(
-            engine, job.user_id, job.path, settings, job_id=job.job_id, hooks=hooks
+            engine, job.user_id, job.path, settings, job_id=job.job_id, hooks=hooks, files=files
         )
     except ImportCancelled as exc:
         if hooks.stop.is_set():
             await requeue(engine, job)
             return JobOutcome("pending", None, str(exc))
-        return JobOutcome(await finish(engine, job, None, status="cancelled"), None, str(exc))
+        stopped = report_so_far(files, started, cancelled=True)
+        return JobOutcome(await finish(engine, job, stopped, status="cancelled"), None, str(exc))
     except AppError as exc:
-        return JobOutcome(await finish(engine, job, None, error=exc.message), None, exc.message)
+        refused = report_so_far(files, started, error=exc.message)
+        return JobOutcome(await finish(engine, job, refused), None, exc.message)
     except OSError as exc:
         error = f"the upload cannot be read ({exc})"
-        return JobOutcome(await finish(engine, job, None, error=error), None, error)
+        unread = report_so_far(files, started, error=error)
+        return JobOutcome(await finish(engine, job, unread), None, error)
     return JobOutcome(await finish(engine, job, report), report, report.error)

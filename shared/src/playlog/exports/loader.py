@@ -19,9 +19,10 @@ from playlog.exports.records import STAGE_COLUMNS
 from playlog.history.identity import MAX_MATCH_WINDOW, PlayIdentity, match_one_to_one
 from playlog.history.locks import LOCK_SQL, history_lock_key
 
+# plays.source and tracks.source of imported rows (spelled out in the SQL below as well).
 SOURCE = "import_zip"
 # extended > account data > API (DESIGN §6): the richer row of a play is kept.
-_RICHNESS = {("import_zip", "extended"): 3, ("import_zip", "account_data"): 2}
+_RICHNESS = {(SOURCE, "extended"): 3, (SOURCE, "account_data"): 2}
 
 _CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS import_stage (
@@ -152,7 +153,7 @@ async def prepare(connection: asyncpg.Connection) -> None:
     await connection.execute(_CREATE_STAGING)
 
 
-async def begin_member(connection: asyncpg.Connection, user_id: uuid.UUID) -> None:
+async def begin_member(connection: asyncpg.Connection) -> None:
     """Start a member's work inside its just opened transaction.
 
     Its commit does not wait for the WAL to reach the disk: a crash right after may lose
@@ -161,7 +162,6 @@ async def begin_member(connection: asyncpg.Connection, user_id: uuid.UUID) -> No
     it every member before it, before an import is reported finished.
     """
     await connection.execute("SET LOCAL synchronous_commit = off")
-    await connection.execute(LOCK_SQL, *history_lock_key(user_id))
 
 
 async def stage(connection: asyncpg.Connection, data: bytes) -> None:
@@ -185,7 +185,12 @@ async def store(
     span: tuple[datetime, datetime] | None,
 ) -> None:
     """Store the staged member: catalog first (``items`` encoded by
-    :func:`playlog.exports.copydata.items`), then plays under the cross-source rule."""
+    :func:`playlog.exports.copydata.items`), then plays under the cross-source rule.
+
+    Takes the user's history lock, held until the member commits: the collector's page
+    writes wait for the plays read and written here, but not for the member's parsing
+    and staging before."""
+    await connection.execute(LOCK_SQL, *history_lock_key(user_id))
     if items:
         await _copy(connection, "import_items", items, ITEM_COLUMNS)
         for statement in _INSERT_CATALOG:

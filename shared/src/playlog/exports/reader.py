@@ -107,7 +107,6 @@ class Begin:
 
 @dataclass
 class Rows:
-    count: int
     data: bytes
 
 
@@ -119,7 +118,7 @@ class End:
     skipped: dict[str, int]
     earliest: datetime | None
     latest: datetime | None
-    item_count: int
+    # The catalog items first seen in this member, COPY-encoded; empty when none are new.
     items: bytes = b""
 
 
@@ -199,14 +198,13 @@ class _Reader:
             "skipped": dict(rows.skipped),
             "earliest": rows.earliest.isoformat() if rows.earliest else None,
             "latest": rows.latest.isoformat() if rows.latest else None,
-            "item_count": len(rows.items),
         }
         self.send(b"E", head, copydata.items(rows.items.values()) if rows.items else b"")
         self._items.update(rows.items)
 
     def _send_rows(self, rows: MemberRows) -> None:
         batch = rows.take_rows()
-        self.send(b"R", {"count": len(batch)}, copydata.stage_rows(batch))
+        self.send(b"R", {}, copydata.stage_rows(batch))
 
     def _check_cap(self, rows: MemberRows) -> None:
         if self.records + rows.records > self.job.max_records:
@@ -268,7 +266,7 @@ def _command() -> list[str]:
 
 def _decode(kind: bytes, head: dict[str, Any], tail: bytes) -> Message:
     if kind == b"R":
-        return Rows(head["count"], tail)
+        return Rows(tail)
     if kind == b"B":
         return Begin(head["index"])
     if kind == b"E":

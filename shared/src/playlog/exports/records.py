@@ -73,13 +73,6 @@ def _time(value: object) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
-def _spotify_id(uri: str | None, kind: str) -> str | None:
-    prefix = f"spotify:{kind}:"
-    if uri and uri.startswith(prefix) and len(uri) > len(prefix):
-        return uri[len(prefix) :]
-    return None
-
-
 class MemberRows:
     """Plays and new catalog items of one member, in memory for one batch at a time."""
 
@@ -148,8 +141,7 @@ class MemberRows:
                 self.skipped[NO_IDENTITY] += 1
                 return
             track_id = item[0]
-            if track_id not in self.items and track_id not in self._known:
-                self.items[track_id] = item
+            self._item(item)
         played_at = common[0]
         self._span(played_at)
         sensitive = None
@@ -188,12 +180,11 @@ class MemberRows:
 
 
 def _extended_item(record: dict[str, Any]) -> Item | None:
+    """The item of a record without a ``spotify:track:<id>`` URI (those are handled by
+    :meth:`MemberRows._add_extended`)."""
     track_uri = _text(record.get("spotify_track_uri"))
     track_name = _text(record.get("master_metadata_track_name"))
     if track_uri or track_name:
-        spotify_id = _spotify_id(track_uri, "track")
-        if spotify_id is not None and track_uri is not None:
-            return _spotify_track(record, spotify_id, track_uri)
         if track_name is None:
             return None
         artist = _text(record.get("master_metadata_album_artist_name"))

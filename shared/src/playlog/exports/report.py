@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -27,6 +28,53 @@ class MemberReport(BaseModel):
     earliest: datetime | None = None
     latest: datetime | None = None
     error: str | None = None
+
+
+@dataclass
+class Totals:
+    """Sums over the members of an import, kept member by member: a job's counts cost the
+    same for its ten-thousandth member as for its first."""
+
+    failed: int = 0
+    records: int = 0
+    plays_inserted: int = 0
+    duplicates: int = 0
+    cross_source_duplicates: int = 0
+    replaced: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    formats: set[str] = field(default_factory=set)
+    earliest: datetime | None = None
+    latest: datetime | None = None
+
+    def add(self, member: MemberReport) -> None:
+        if member.status == "failed":
+            self.failed += 1
+        else:
+            self.formats.add(member.format)
+        self.records += member.records
+        self.plays_inserted += member.plays_inserted
+        self.duplicates += member.duplicates
+        self.cross_source_duplicates += member.cross_source_duplicates
+        self.replaced += member.replaced
+        self.skipped.update(member.skipped)
+        for time in (member.earliest, member.latest):
+            if time is not None:
+                self.earliest = time if self.earliest is None else min(self.earliest, time)
+                self.latest = time if self.latest is None else max(self.latest, time)
+
+    def plus(self, member: MemberReport) -> Totals:
+        """A copy with ``member`` added; this one stays as it is."""
+        copy = replace(self, skipped=Counter(self.skipped), formats=set(self.formats))
+        copy.add(member)
+        return copy
+
+    @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        return dict(sorted(self.skipped.items()))
+
+    @property
+    def format_names(self) -> list[str]:
+        return sorted(self.formats)
 
 
 class ImportReport(BaseModel):
@@ -61,31 +109,29 @@ class ImportReport(BaseModel):
         error: str | None = None,
         cancelled: bool = False,
     ) -> ImportReport:
-        skipped: Counter[str] = Counter()
+        totals = Totals()
         for member in files:
-            skipped.update(member.skipped)
-        times = [t for m in files for t in (m.earliest, m.latest) if t is not None]
-        failed = sum(member.status == "failed" for member in files)
+            totals.add(member)
         status: ImportStatus
         if cancelled:
             status = "cancelled"
-        elif error is not None or (files and failed == len(files)):
+        elif error is not None or (files and totals.failed == len(files)):
             status = "error"
-        elif failed:
+        elif totals.failed:
             status = "partial"
         else:
             status = "success"
         return cls(
             status=status,
-            formats=sorted({m.format for m in files if m.status != "failed"}),
-            records_seen=sum(m.records for m in files),
-            plays_inserted=sum(m.plays_inserted for m in files),
-            duplicates=sum(m.duplicates for m in files),
-            cross_source_duplicates=sum(m.cross_source_duplicates for m in files),
-            replaced=sum(m.replaced for m in files),
-            skipped=dict(sorted(skipped.items())),
-            earliest=min(times, default=None),
-            latest=max(times, default=None),
+            formats=totals.format_names,
+            records_seen=totals.records,
+            plays_inserted=totals.plays_inserted,
+            duplicates=totals.duplicates,
+            cross_source_duplicates=totals.cross_source_duplicates,
+            replaced=totals.replaced,
+            skipped=totals.skipped_by_reason,
+            earliest=totals.earliest,
+            latest=totals.latest,
             elapsed_s=round(elapsed_s, 3),
             files=files,
             ignored_files=ignored[:MAX_IGNORED_NAMES],

@@ -7,9 +7,13 @@ and no symbolic link is followed out of it.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # Every ZIP with at least one member starts with a local file header.
 ZIP_SIGNATURE = b"PK\x03\x04"
@@ -32,6 +36,16 @@ def remove_upload_files(upload_dir: Path, storage_paths: Iterable[str | None]) -
             target.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+async def delete_upload(upload_dir: Path, path: str | None) -> None:
+    """Remove one upload as :func:`remove_upload_files` does, off the event loop. A file
+    that cannot be removed (permissions, a read-only disk) is logged, not raised: its job
+    has ended either way."""
+    try:
+        await asyncio.to_thread(remove_upload_files, upload_dir, [path])
+    except OSError as exc:
+        log.warning("could not delete an import upload: %s", type(exc).__name__)
 
 
 def inside(root: Path, path: Path) -> Path | None:

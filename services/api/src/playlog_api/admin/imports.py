@@ -7,7 +7,6 @@ id, delivered when the request commits) wakes the collectors, which do the impor
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -22,7 +21,7 @@ from playlog.db.engine import db_now
 from playlog.db.models import ImportJob
 from playlog.db.models.imports import FINISHED_IMPORT_STATUSES, IMPORT_CHANNEL
 from playlog.errors import Conflict, NotFound
-from playlog.exports.storage import remove_upload_files, upload_path
+from playlog.exports.storage import delete_upload, upload_path
 from playlog.web.db import DbSession, get_sessionmaker
 from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit, matching
 from playlog_api.admin.schemas import ImportJobStatus, ImportJobView, ImportProgress
@@ -97,6 +96,21 @@ async def stage_upload(
 
 
 StagedZip = Annotated[StagedUpload, Depends(stage_upload, scope="function")]
+
+
+async def delete_after_commit(settings: Settings) -> AsyncIterator[list[str]]:
+    """Storage paths of uploads to delete once the request has committed.
+
+    Declared before ``DbSession`` in the endpoint, this dependency closes after it: a
+    failed commit (the job stays as it was) deletes nothing.
+    """
+    paths: list[str] = []
+    yield paths
+    for path in paths:
+        await delete_upload(settings.upload_dir, path)
+
+
+UploadsToDelete = Annotated[list[str], Depends(delete_after_commit, scope="function")]
 
 
 def import_progress(job: ImportJob, now: datetime) -> ImportProgress:
@@ -226,7 +240,10 @@ async def get_import_job(job: LoadedImportJob, session: DbSession) -> ImportJobV
     responses={409: {"description": "the import has already ended"}},
 )
 async def cancel_import_job(
-    job: LockedImportJob, session: DbSession, settings: Settings
+    # Before the job (and its session): the file goes only once the cancel has committed.
+    doomed: UploadsToDelete,
+    job: LockedImportJob,
+    session: DbSession,
 ) -> ImportJobView:
     """Cancel an import. A pending one ends at once and its uploaded file is deleted; a
     running one is marked cancelled, and its collector stops at its next step and deletes
@@ -243,5 +260,5 @@ async def cancel_import_job(
     job.finished_at = now
     await session.flush()
     if was_pending and job.storage_path:
-        await asyncio.to_thread(remove_upload_files, settings.upload_dir, [job.storage_path])
+        doomed.append(job.storage_path)
     return job_view(job, now)
