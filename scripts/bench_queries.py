@@ -7,6 +7,8 @@ scripts/export_generator.py, deterministic by seed) into a throwaway database, t
 each tool through the api in-process (`POST /mcp/call` with a personal access token over
 an ASGI transport: authentication, validation, SQL and JSON, without network noise) and
 prints p50/p95 over a 90-day window (the last 90 days of the data) and over all time.
+The user lives in Europe/Berlin, where hours come from the running totals; the tools that
+bucket by hour are timed again with tz=Asia/Kolkata (+05:30), which buckets raw plays.
 
     .venv/bin/python scripts/bench_queries.py --records 1000000 --calls 30
     .venv/bin/python scripts/bench_queries.py --database-url postgresql://…/db --user ID
@@ -48,6 +50,9 @@ from playlog_api.tools.registry import Tool, tools
 EXTRA_ARGS: dict[str, dict[str, Any]] = {"history_search": {"query": "love"}}
 TARGET_MS = {"history_taste_summary": (100.0, 500.0)}
 DEFAULT_TARGET_MS = 50.0
+# A zone with a fractional offset: per-hour figures come from the raw plays there.
+RAW_HOURS_TZ = "Asia/Kolkata"
+RAW_HOURS_TOOLS = ("history_taste_summary", "history_listening_heatmap")
 
 
 def load(url: str, records: int, seed: int) -> str:
@@ -77,7 +82,8 @@ def load(url: str, records: int, seed: int) -> str:
 
 
 def windows(tool: Tool[Any, Any], last_day: date) -> dict[str, dict[str, Any] | None]:
-    """The arguments of the 90-day and the all-time call of ``tool`` (None: not applicable)."""
+    """The arguments of the 90-day and the all-time call of ``tool`` (None: not applicable),
+    plus both again in RAW_HOURS_TZ for the tools in RAW_HOURS_TOOLS."""
     fields = tool.input.model_fields
     extra = EXTRA_ARGS.get(tool.name, {})
     if "year" in fields:
@@ -97,7 +103,14 @@ def windows(tool: Tool[Any, Any], last_day: date) -> dict[str, dict[str, Any] | 
     if "start" not in fields:
         return {"90 days": extra, "all time": None}
     recent = {"start": str(last_day - timedelta(days=89)), "end": str(last_day)}
-    return {"90 days": {**extra, **recent}, "all time": {**extra, "days": 36500}}
+    calls: dict[str, dict[str, Any] | None] = {
+        "90 days": {**extra, **recent},
+        "all time": {**extra, "days": 36500},
+    }
+    if tool.name in RAW_HOURS_TOOLS:
+        for label, args in list(calls.items()):
+            calls[f"{label} {RAW_HOURS_TZ}"] = {**(args or {}), "tz": RAW_HOURS_TZ}
+    return calls
 
 
 async def bench(url: str, user: str, calls: int) -> None:
@@ -121,7 +134,7 @@ async def bench(url: str, user: str, calls: int) -> None:
     )
     headers = {"Authorization": f"Bearer {issued.secret}"}
     misses: list[str] = []
-    print(f"{'tool':<28} {'window':<9} {'p50 ms':>8} {'p95 ms':>8} {'target':>8}")
+    print(f"{'tool':<28} {'window':<22} {'p50 ms':>8} {'p95 ms':>8} {'target':>8}")
     async with (
         LifespanManager(create_app(settings)) as manager,
         httpx.AsyncClient(
@@ -149,12 +162,13 @@ async def bench(url: str, user: str, calls: int) -> None:
                 p50 = statistics.median(samples)
                 p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
                 ninety, all_time = TARGET_MS.get(tool.name, (DEFAULT_TARGET_MS, float("nan")))
-                target = ninety if label == "90 days" else all_time
+                # A call in RAW_HOURS_TZ is held to its window's target.
+                target = ninety if label.startswith("90 days") else all_time
                 mark = "" if math.isnan(target) or p95 <= target else "  over"
                 if mark:
                     misses.append(f"{tool.name} ({label})")
                 shown = "-" if math.isnan(target) else f"{target:.0f}"
-                print(f"{tool.name:<28} {label:<9} {p50:8.1f} {p95:8.1f} {shown:>8}{mark}")
+                print(f"{tool.name:<28} {label:<22} {p50:8.1f} {p95:8.1f} {shown:>8}{mark}")
     await engine.dispose()
     print("\nall targets met" if not misses else f"\nover target: {', '.join(misses)}")
 

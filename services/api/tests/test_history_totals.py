@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from datetime import UTC, date, datetime, timedelta
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from playlog.db.models import User
 from playlog.testing.history import add_listens, add_track
 from playlog_api.history import queries
+from playlog_api.history.discoveries import discoveries
+from playlog_api.history.plays import SearchArgs
+from playlog_api.history.podcasts import podcasts
+from playlog_api.history.skips import skips
 from playlog_api.history.totals import load_scope, whole_hour_offsets
 from playlog_api.history.window import WindowArgs, days_window, resolve
 
@@ -41,6 +46,19 @@ def test_an_absolute_window_uses_the_override_zone_and_defaults() -> None:
     assert default.view.days == 90
 
 
+def test_the_default_window_belongs_to_the_model_and_its_schema() -> None:
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    ever = resolve(SearchArgs(query="x"), "UTC", now=now)
+    assert (ever.first_day, ever.last_day) == (date(2000, 1, 1), date(2026, 6, 1))
+    described = SearchArgs.model_json_schema()["properties"]["days"]["description"]
+    assert described.endswith("Default all time when no start/end is given.")
+    # A model whose default would disagree with the description it inherits is refused.
+    with pytest.raises(TypeError, match="must describe its default of 365 days"):
+
+        class YearArgs(WindowArgs):
+            default_days: ClassVar[int] = 365
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -66,9 +84,17 @@ def test_fractional_offsets_are_detected() -> None:
     assert not whole_hour_offsets(ZoneInfo("Australia/Lord_Howe"), start, end)
 
 
-@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Asia/Kathmandu"])
+@pytest.mark.parametrize(
+    ("zone", "hours_from_totals"),
+    [
+        ("Europe/Berlin", True),
+        ("America/New_York", True),
+        # +05:45: hours of UTC are not local hours, so both scopes bucket raw plays.
+        ("Asia/Kathmandu", False),
+    ],
+)
 async def test_running_totals_answer_exactly_like_raw_plays(
-    db_session: AsyncSession, listener: User, zone: str
+    db_session: AsyncSession, listener: User, zone: str, hours_from_totals: bool
 ) -> None:
     rng = random.Random(zone)
     tracks = [
@@ -87,18 +113,36 @@ async def test_running_totals_answer_exactly_like_raw_plays(
             await add_listens(db_session, listener.id, track, at, ms_played=ms)
             stored.append(ms)
     tz = ZoneInfo(zone)
-    for first, last in (
-        (date(2025, 10, 1), date(2025, 11, 30)),
-        (date(2025, 10, 24), date(2025, 10, 28)),
-    ):
-        scope = await load_scope(db_session, listener.id, days_window(first, last, tz))
-        raw = dataclasses.replace(scope, use_totals=False)
-        assert await queries.music(db_session, scope, 5) == await queries.music(db_session, raw, 5)
-        assert await queries.hourly(db_session, scope) == await queries.hourly(db_session, raw)
+
+    # Every row: the per-track totals apply, and the per-hour ones where the zone allows.
     whole = await load_scope(
         db_session, listener.id, days_window(date(2025, 10, 1), date(2025, 11, 30), tz)
     )
+    raw = dataclasses.replace(whole, use_totals=False)
     assert whole.whole_history
+    assert whole.track_plays != raw.track_plays
+    assert whole.tracks != raw.tracks
+    assert await queries.music(db_session, whole, 5) == await queries.music(db_session, raw, 5)
+    assert await podcasts(db_session, whole, 5) == await podcasts(db_session, raw, 5)
+    assert await discoveries(db_session, whole, 5) == await discoveries(db_session, raw, 5)
+    assert await skips(db_session, whole, 5) == await skips(db_session, raw, 5)
+    assert (whole.hours != raw.hours) is hours_from_totals
+    if hours_from_totals:
+        assert await queries.hourly(db_session, whole) == await queries.hourly(db_session, raw)
+
+    # A few days across the DST change hold only part of the history: per-track figures
+    # come from the raw plays either way, so only the per-hour path is compared.
+    part = await load_scope(
+        db_session, listener.id, days_window(date(2025, 10, 24), date(2025, 10, 28), tz)
+    )
+    raw = dataclasses.replace(part, use_totals=False)
+    assert not part.whole_history
+    assert part.track_plays == raw.track_plays
+    assert part.tracks == raw.tracks
+    assert (part.hours != raw.hours) is hours_from_totals
+    if hours_from_totals:
+        assert await queries.hourly(db_session, part) == await queries.hourly(db_session, raw)
+
     totals = (await queries.hourly(db_session, whole)).totals
     assert totals.plays == sum(1 for ms in stored if ms is None or ms >= 30_000)
     assert totals.skips == sum(1 for ms in stored if ms is not None and ms < 30_000)

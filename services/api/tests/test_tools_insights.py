@@ -10,7 +10,6 @@ another user whose plays must never show.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -25,6 +24,7 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.db.models import Play, Track, User
+from playlog.history.identity import local_artist_id
 from playlog.testing.factories import add_user
 from playlog.testing.history import add_track
 
@@ -218,8 +218,7 @@ async def history(db_session: AsyncSession, listener: User) -> History:
             artist_id=artist_id,
         )
         # add_track's id for an artist given by name only.
-        derived = "local:" + hashlib.sha1(str(artist).encode(), usedforsecurity=False).hexdigest()
-        made.artists[key] = (artist, (artist_id or derived) if artist else None)
+        made.artists[key] = (artist, (artist_id or local_artist_id(artist)) if artist else None)
     await _insert(db_session, other, made.tracks, THEIRS)
     plays = await _insert(db_session, listener, made.tracks, MINE)
     key_of = {track.track_id: key for key, track in made.tracks.items()}

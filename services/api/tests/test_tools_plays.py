@@ -443,6 +443,32 @@ async def test_search_finds_plays_by_track_artist_and_album(
     assert beta["matches"][0]["hours"] == hours(180_000 * 3 + 200_000 + 120_000)
 
 
+async def test_search_publishes_the_all_time_default_it_applies(
+    client: httpx.AsyncClient, history: History, personal: dict[str, str]
+) -> None:
+    # What a client reads: the catalog's schema and the GPT action's query parameter.
+    catalog = (await client.get("/mcp/tools", headers=personal)).json()["tools"]
+    days = {
+        t["name"]: t["input_schema"]["properties"]["days"]["description"]
+        for t in catalog
+        if "days" in t["input_schema"]["properties"]
+    }
+    assert "Default all time when no start/end is given." in days["history_search"]
+    assert "Default 90 when no start/end is given." in days["history_top_tracks"]
+    gpt = (await client.get("/openapi-gpt.json")).json()
+    parameters = {p["name"]: p for p in gpt["paths"]["/me/search"]["get"]["parameters"]}
+    assert parameters["days"]["description"] == days["history_search"]
+
+    # What it does: without a window, every stored play of the user, from the first day
+    # a play can have (where the top lists would start 90 days ago).
+    result = await call(client, personal, "history_search", {"query": "a"})
+    top = await call(client, personal, "history_top_tracks", {})
+    assert (result["window"]["start"], top["window"]["days"]) == ("2000-01-01", 90)
+    expected = expected_search(history, history.mine(), "a", "any", 10)
+    assert expected["totals"]["plays"] > 0
+    assert result["totals"] == expected["totals"]
+
+
 # history_compare_periods --------------------------------------------------------------
 
 

@@ -134,14 +134,37 @@ async def test_bad_arguments_get_a_clear_422_and_no_500(
     assert wrong_shape.status_code == 422
 
 
-async def test_the_catalog_lists_every_tool_with_schemas(
+async def test_the_catalog_lists_every_tool_as_mcp_does(
     client: httpx.AsyncClient, personal: dict[str, str]
 ) -> None:
     catalog = (await client.get("/mcp/tools", headers=personal)).json()["tools"]
-    assert [t["name"] for t in catalog] == [t.name for t in tools()]
+    listed = await client.post(
+        "/mcp",
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"Accept": "application/json, text/event-stream", **personal},
+    )
+    assert listed.status_code == 200, listed.text
+    # The two surfaces, each as its clients receive it: same tools, order and schemas.
+    assert [
+        (t["name"], t["description"], t["read_only"], t["input_schema"], t["output_schema"])
+        for t in catalog
+    ] == [
+        (
+            t["name"],
+            t["description"],
+            t["annotations"]["readOnlyHint"],
+            t["inputSchema"],
+            t["outputSchema"],
+        )
+        for t in listed.json()["result"]["tools"]
+    ]
+    assert [t["name"] for t in catalog] == list(ORDER)
     for entry in catalog:
         assert entry["alias"] == entry["name"].replace("_", ".", 1)
+        assert entry["me_path"].startswith("/me/")
         assert entry["input_schema"]["type"] == "object"
+        # Both accept the admin's user_id beside the tool's own arguments.
+        assert entry["input_schema"]["properties"]["user_id"]["format"] == "uuid"
         assert entry["output_schema"]["type"] == "object"
         assert entry["description"]
 

@@ -7,7 +7,6 @@ running totals (``play_hours``, ``play_tracks``) exactly as they would in produc
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import datetime
 
@@ -15,10 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.access_tokens import create_token
 from playlog.db.models import Artist, Play, Track, TrackArtist
-
-
-def _artist_id(name: str) -> str:
-    return "local:" + hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()
+from playlog.history.identity import local_artist_id
 
 
 async def add_track(
@@ -33,7 +29,8 @@ async def add_track(
     track_id: str | None = None,
     artist_id: str | None = None,
 ) -> Track:
-    """A track (or episode / chapter) and, when ``artist`` is given, its primary artist."""
+    """A track (or episode / chapter) and, when ``artist`` is given, its primary artist:
+    ``artist_id``, or else the id an export row naming the artist gets."""
     track = Track(
         track_id=track_id or f"t{uuid.uuid4().hex[:21]}",
         kind=kind,
@@ -45,7 +42,7 @@ async def add_track(
     )
     session.add(track)
     if artist is not None:
-        the_id = artist_id or _artist_id(artist)
+        the_id = artist_id or local_artist_id(artist)
         if await session.get(Artist, the_id) is None:
             session.add(Artist(artist_id=the_id, name=artist))
         await session.flush()

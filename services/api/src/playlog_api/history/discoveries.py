@@ -10,7 +10,6 @@ other track was heard before the window is not new even if this track is.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog_api.history.queries import ARTIST_ID
-from playlog_api.history.schemas import LimitedWindowArgs
+from playlog_api.history.schemas import LimitedWindowArgs, hours, share
 from playlog_api.history.totals import COUNTED, LISTENING_MS, Scope, open_scope
 from playlog_api.history.window import WindowView
 from playlog_api.tools.registry import ToolContext, tool
@@ -106,9 +105,8 @@ _CATALOG_JOINED = f"JOIN ({_CATALOG}) c ON c.track_id = f.track_id"
 
 
 def _discoveries_sql(scope: Scope) -> str:
-    whole = scope.whole_history
-    window_plays = _WINDOW_PLAYS_ROLLUP if scope.use_totals and whole else _WINDOW_PLAYS_RAW
-    catalog = _CATALOG_JOINED if whole else _CATALOG_PER_TRACK
+    window_plays = _WINDOW_PLAYS_ROLLUP if scope.tracks_from_totals else _WINDOW_PLAYS_RAW
+    catalog = _CATALOG_JOINED if scope.whole_history else _CATALOG_PER_TRACK
     first = scope.first_played_at
     known = _NONE_KNOWN if first is None or scope.window.start <= first else _KNOWN
     return f"""
@@ -162,23 +160,10 @@ def _discoveries_sql(scope: Scope) -> str:
                    ORDER BY plays DESC, listening_ms DESC, name, track_id LIMIT :limit) x)"""
 
 
-def from_json(value: Any) -> Any:
-    """A json column as Python: the driver decodes it, or may hand it over as text."""
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def utc_instant(value: str) -> datetime:
     """A timestamp out of a JSON aggregate (rendered in the session's zone), in UTC like
     every timestamp read from a column."""
     return datetime.fromisoformat(value).astimezone(UTC)
-
-
-def _share(part: int, whole: int) -> float:
-    return round(part / whole, 4) if whole else 0.0
-
-
-def _hours(ms: int) -> float:
-    return round(ms / 3_600_000, 2)
 
 
 async def discoveries(session: AsyncSession, scope: Scope, limit: int) -> Discoveries:
@@ -191,16 +176,16 @@ async def discoveries(session: AsyncSession, scope: Scope, limit: int) -> Discov
         window_plays=total,
         new_tracks=tracks,
         new_track_plays=track_plays,
-        new_track_share=_share(track_plays, total),
+        new_track_share=share(track_plays, total),
         new_artists=artists,
         new_artist_plays=artist_plays,
-        new_artist_share=_share(artist_plays, total),
+        new_artist_share=share(artist_plays, total),
     )
     return Discoveries(
         window=scope.window.view,
         counts=counts,
-        artists=[_artist(item) for item in from_json(top_artists)],
-        tracks=[_track(item) for item in from_json(top_tracks)],
+        artists=[_artist(item) for item in top_artists],
+        tracks=[_track(item) for item in top_tracks],
     )
 
 
@@ -209,7 +194,7 @@ def _artist(item: dict[str, Any]) -> NewArtist:
         artist_id=item["artist_id"],
         name=item["name"],
         plays=item["plays"],
-        hours=_hours(item["listening_ms"]),
+        hours=hours(item["listening_ms"]),
         tracks=item["tracks"],
         first_played_at=utc_instant(item["first_played_at"]),
         first_track_id=item["first_track_id"],
@@ -224,7 +209,7 @@ def _track(item: dict[str, Any]) -> NewTrack:
         artist=item["artist"],
         album=item["album_name"],
         plays=item["plays"],
-        hours=_hours(item["listening_ms"]),
+        hours=hours(item["listening_ms"]),
         first_played_at=utc_instant(item["first_played_at"]),
     )
 

@@ -10,14 +10,14 @@ holds the whole history, else through the (user_id, track_id, played_at) index.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 from sqlalchemy import text
 
-from playlog_api.history.schemas import Limit
+from playlog_api.history.schemas import Limit, hours
 from playlog_api.history.totals import COUNTED, IN_WINDOW, LISTENING_MS, open_scope
-from playlog_api.history.window import MAX_DAYS, WindowArgs, WindowView
+from playlog_api.history.window import MAX_DAYS, AllTimeDays, WindowArgs, WindowView
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
 
 SKIP_MS = 30_000
@@ -171,6 +171,10 @@ Query = Annotated[
 
 
 class SearchArgs(WindowArgs):
+    # "How often did I play X" means ever, unless a window is asked for.
+    default_days: ClassVar[int] = MAX_DAYS
+
+    days: AllTimeDays = None
     query: Query
     field: Literal["any", "track", "artist", "album"] = Field(
         default="any", description="Where to look; album also matches podcast shows."
@@ -218,8 +222,8 @@ async def history_search(context: ToolContext, args: SearchArgs) -> SearchResult
     window (default: all time): the matching tracks with plays, skips, hours and first and
     last play, plus totals over all matches. Use it for "how often did I play X" or "when
     did I first hear Y"; narrow with field=track|artist|album."""
-    scope = await open_scope(context, args, default_days=MAX_DAYS)
-    sql = _SEARCH_ROLLUP if scope.use_totals and scope.whole_history else _SEARCH_RAW
+    scope = await open_scope(context, args)
+    sql = _SEARCH_ROLLUP if scope.tracks_from_totals else _SEARCH_RAW
     params: dict[str, Any] = {
         **scope.params,
         "pattern": like_pattern(args.query),
@@ -238,7 +242,7 @@ async def history_search(context: ToolContext, args: SearchArgs) -> SearchResult
             kind=row[4],
             plays=row[5],
             skips=row[6],
-            hours=round(row[7] / 3_600_000, 2),
+            hours=hours(row[7]),
             first_played_at=row[8],
             last_played_at=row[9],
         )
@@ -249,8 +253,6 @@ async def history_search(context: ToolContext, args: SearchArgs) -> SearchResult
         window=scope.window.view,
         query=args.query,
         field=args.field,
-        totals=SearchTotals(
-            plays=plays, skips=skips, hours=round(ms / 3_600_000, 2), tracks=tracks
-        ),
+        totals=SearchTotals(plays=plays, skips=skips, hours=hours(ms), tracks=tracks),
         matches=matches,
     )

@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from playlog_api.history.discoveries import from_json, utc_instant
-from playlog_api.history.schemas import LimitedWindowArgs
+from playlog_api.history.discoveries import utc_instant
+from playlog_api.history.schemas import LimitedWindowArgs, hours
 from playlog_api.history.totals import Scope, open_scope
 from playlog_api.history.window import WindowView
 from playlog_api.tools.registry import ToolContext, tool
@@ -102,10 +102,6 @@ def _spoken_sql(scope: Scope) -> str:
         FROM (VALUES ('episode'), ('audiobook')) k(kind)"""
 
 
-def _hours(ms: int) -> float:
-    return round(ms / 3_600_000, 2)
-
-
 async def podcasts(session: AsyncSession, scope: Scope, limit: int) -> Podcasts:
     """Episodes by show and audiobook chapters by book over ``scope``'s window."""
     rows = (await session.execute(text(_spoken_sql(scope)), {**scope.params, "limit": limit})).all()
@@ -114,16 +110,16 @@ async def podcasts(session: AsyncSession, scope: Scope, limit: int) -> Podcasts:
     b_plays, b_ms, books, chapters, top_books, _ = kinds["audiobook"]
     return Podcasts(
         window=scope.window.view,
-        totals=PodcastTotals(plays=plays, hours=_hours(ms), shows=shows, episodes=episodes),
+        totals=PodcastTotals(plays=plays, hours=hours(ms), shows=shows, episodes=episodes),
         shows=[
             ShowListening(
                 show=item["show"],
                 plays=item["plays"],
-                hours=_hours(item["listening_ms"]),
+                hours=hours(item["listening_ms"]),
                 episodes=item["items"],
                 last_played_at=utc_instant(item["last_played_at"]),
             )
-            for item in from_json(top_shows)
+            for item in top_shows
         ],
         episodes=[
             EpisodeListening(
@@ -131,25 +127,25 @@ async def podcasts(session: AsyncSession, scope: Scope, limit: int) -> Podcasts:
                 name=item["name"],
                 show=item["show"],
                 plays=item["plays"],
-                hours=_hours(item["listening_ms"]),
+                hours=hours(item["listening_ms"]),
                 last_played_at=utc_instant(item["last_played_at"]),
             )
-            for item in from_json(top_episodes)
+            for item in top_episodes
         ],
         audiobooks=AudiobookListening(
             plays=b_plays,
-            hours=_hours(b_ms),
+            hours=hours(b_ms),
             books=books,
             chapters=chapters,
             top_books=[
                 BookListening(
                     book=item["show"],
                     plays=item["plays"],
-                    hours=_hours(item["listening_ms"]),
+                    hours=hours(item["listening_ms"]),
                     chapters=item["items"],
                     last_played_at=utc_instant(item["last_played_at"]),
                 )
-                for item in from_json(top_books)
+                for item in top_books
             ],
         ),
     )

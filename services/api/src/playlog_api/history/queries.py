@@ -5,11 +5,12 @@ totals, heatmaps and coverage count every kind. Artists are credited by their pr
 artist (position 0), which is also the one artist an export names, and grouped by name:
 the same artist may be known by a Spotify id and by an id derived from an export row.
 Ties are broken by listening time, then by name, so a list is always in the same order.
+Statements that answer several parts at once return them as json columns, which the
+driver (SQLAlchemy's asyncpg dialect registers a json codec) hands over as lists.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -24,6 +25,7 @@ from playlog_api.history.schemas import (
     RepeatStats,
     Totals,
     TrackCount,
+    hours,
 )
 from playlog_api.history.totals import Scope
 
@@ -34,15 +36,6 @@ ARTIST_ID = (
 )
 
 
-def _json(value: Any) -> Any:
-    """A json column as Python (the driver may hand it over as text)."""
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def _hours(ms: Any) -> float:
-    return round(int(ms) / 3_600_000, 2)
-
-
 async def _rows(session: AsyncSession, sql: str, params: dict[str, Any]) -> list[Any]:
     return list((await session.execute(text(sql), params)).all())
 
@@ -50,7 +43,7 @@ async def _rows(session: AsyncSession, sql: str, params: dict[str, Any]) -> list
 def _track_counts(rows: list[Any]) -> list[TrackCount]:
     return [
         TrackCount(
-            track_id=track_id, name=name, artist=artist, album=album, plays=n, hours=_hours(ms)
+            track_id=track_id, name=name, artist=artist, album=album, plays=n, hours=hours(ms)
         )
         for track_id, name, artist, album, n, ms in rows
     ]
@@ -58,7 +51,7 @@ def _track_counts(rows: list[Any]) -> list[TrackCount]:
 
 def _artist_counts(rows: list[Any]) -> list[ArtistCount]:
     return [
-        ArtistCount(artist_id=artist_id, name=name, plays=n, hours=_hours(ms), tracks=count)
+        ArtistCount(artist_id=artist_id, name=name, plays=n, hours=hours(ms), tracks=count)
         for name, artist_id, n, ms, count in rows
     ]
 
@@ -130,12 +123,12 @@ async def music(session: AsyncSession, scope: Scope, limit: int) -> Music:
                    FROM m a WHERE artist IS NOT NULL GROUP BY artist
                    ORDER BY 3 DESC, 4 DESC, artist LIMIT :limit) top)"""
     counts, tracks, artists = (await _rows(session, sql, {**scope.params, "limit": limit}))[0]
-    unique, unique_artists, plays, once, ten_plus, most = _json(counts)
+    unique, unique_artists, plays, once, ten_plus, most = counts
     return Music(
         unique_tracks=unique,
         unique_artists=unique_artists,
-        top_tracks=_track_counts(_json(tracks)),
-        top_artists=_artist_counts(_json(artists)),
+        top_tracks=_track_counts(tracks),
+        top_artists=_artist_counts(artists),
         repeat=_repeat(unique, plays, once, ten_plus, most),
     )
 
@@ -158,19 +151,19 @@ async def hourly(session: AsyncSession, scope: Scope) -> Hourly:
                      sum(api_rows) AS api_rows, sum(listening_ms) AS listening_ms
                    FROM h GROUP BY 1) days)"""
     sums, cells, day_rows = (await _rows(session, sql, scope.params))[0]
-    plays, skips, listening_ms, estimated_ms = _json(sums)
+    plays, skips, listening_ms, estimated_ms = sums
     days = [
         Day(date.fromisoformat(day), int(rows), int(n), int(api), int(ms))
-        for day, rows, n, api, ms in _json(day_rows)
+        for day, rows, n, api, ms in day_rows
     ]
     totals = Totals(
         plays=plays,
         skips=skips,
-        listening_hours=_hours(listening_ms),
-        estimated_hours=_hours(estimated_ms),
+        listening_hours=hours(listening_ms),
+        estimated_hours=hours(estimated_ms),
         active_days=sum(1 for day in days if day.plays > 0),
     )
-    return Hourly(totals=totals, heatmap=_heatmap(scope, _json(cells)), days=days)
+    return Hourly(totals=totals, heatmap=_heatmap(scope, cells), days=days)
 
 
 def _heatmap(scope: Scope, cells: list[list[int]]) -> Heatmap:
@@ -245,7 +238,7 @@ async def repeat_stats(
              LEFT JOIN track_artists ta ON ta.track_id = top.track_id AND ta.position = 0
              LEFT JOIN artists a ON a.artist_id = ta.artist_id)"""
     counts, tracks = (await _rows(session, sql, {**scope.params, "limit": limit}))[0]
-    return _repeat(*_json(counts)), _track_counts(_json(tracks))
+    return _repeat(*counts), _track_counts(tracks)
 
 
 async def top_albums(session: AsyncSession, scope: Scope, limit: int) -> list[AlbumCount]:
@@ -262,8 +255,6 @@ async def top_albums(session: AsyncSession, scope: Scope, limit: int) -> list[Al
         LIMIT :limit"""
     rows = await _rows(session, sql, {**scope.params, "limit": limit})
     return [
-        AlbumCount(
-            album=album, artist=artist, plays=plays, hours=round(ms / 3_600_000, 2), tracks=tracks
-        )
+        AlbumCount(album=album, artist=artist, plays=plays, hours=hours(ms), tracks=tracks)
         for album, artist, plays, ms, tracks in rows
     ]

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, SupportsInt
 
 from pydantic import BaseModel, Field
 
 from playlog_api.history.window import WindowArgs
 
 MAX_LIMIT = 50
+MS_PER_HOUR = 3_600_000
 
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"How many rows (1-{MAX_LIMIT}).")]
+
+
+def hours(ms: SupportsInt) -> float:
+    """Milliseconds as hours to 2 places. SQL sums arrive as Decimal: int() first, so every
+    figure is rounded the same (binary) way."""
+    return round(int(ms) / MS_PER_HOUR, 2)
+
+
+def share(part: int, whole: int) -> float:
+    """``part / whole`` to 4 places; 0.0 when there is no whole."""
+    return round(part / whole, 4) if whole else 0.0
 
 
 class LimitedWindowArgs(WindowArgs):

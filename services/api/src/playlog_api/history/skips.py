@@ -14,10 +14,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from playlog_api.history.discoveries import from_json
 from playlog_api.history.queries import ARTIST_ID
-from playlog_api.history.schemas import LimitedWindowArgs
-from playlog_api.history.totals import IN_WINDOW, Scope, open_scope
+from playlog_api.history.schemas import LimitedWindowArgs, share
+from playlog_api.history.totals import COUNTED, IN_WINDOW, Scope, open_scope
 from playlog_api.history.window import WindowView
 from playlog_api.tools.registry import ToolContext, tool
 
@@ -82,10 +81,6 @@ class Skips(BaseModel):
     by_hour: list[HourSkips] = Field(description="24 local hours of the day.")
 
 
-def _rate(part: int, whole: int) -> float:
-    return round(part / whole, 4) if whole else 0.0
-
-
 def _most_skipped_sql(scope: Scope) -> str:
     # Tracks and artists share one pass over the window's per-track totals. Names are
     # looked up for the listed tracks only; artists need every track's primary artist.
@@ -128,10 +123,10 @@ def _most_skipped_sql(scope: Scope) -> str:
 # window's plays (an index range scan of the user's window).
 REASONS_SQL = f"""
     SELECT coalesce(p.reason_end, 'unknown') AS reason,
-        count(*) FILTER (WHERE p.ms_played < 30000),
+        count(*) FILTER (WHERE NOT {COUNTED}),
         count(*) FILTER (WHERE p.skipped IS NOT NULL),
         count(*) FILTER (WHERE p.skipped),
-        count(*) FILTER (WHERE p.skipped AND p.ms_played < 30000)
+        count(*) FILTER (WHERE p.skipped AND NOT {COUNTED})
     FROM plays p WHERE {IN_WINDOW}
     GROUP BY 1"""
 
@@ -158,14 +153,14 @@ async def skips(session: AsyncSession, scope: Scope, limit: int) -> Skips:
         rows=rows,
         plays=rows - skipped,
         skips=skipped,
-        skip_rate=_rate(skipped, rows),
+        skip_rate=share(skipped, rows),
         spotify_skipped=SpotifySkipped(
             rows_with_flag=sum(int(r[2]) for r in reason_rows),
             skipped=sum(int(r[3]) for r in reason_rows),
             skipped_under_30s=sum(int(r[4]) for r in reason_rows),
         ),
-        tracks=[_track(item) for item in from_json(top_tracks)],
-        artists=[_artist(item) for item in from_json(top_artists)],
+        tracks=[_track(item) for item in top_tracks],
+        artists=[_artist(item) for item in top_artists],
         reasons=[SkipReason(reason_end=r, skips=n) for r, n in reasons[:MAX_REASONS]],
         by_hour=[_hour(hour, *by_hour.get(hour, (0, 0))) for hour in range(24)],
     )
@@ -178,7 +173,7 @@ def _track(item: dict[str, Any]) -> SkippedTrack:
         artist=item["artist"],
         rows=item["rows"],
         skips=item["skips"],
-        skip_rate=_rate(item["skips"], item["rows"]),
+        skip_rate=share(item["skips"], item["rows"]),
     )
 
 
@@ -188,14 +183,14 @@ def _artist(item: dict[str, Any]) -> SkippedArtist:
         name=item["name"],
         rows=item["rows"],
         skips=item["skips"],
-        skip_rate=_rate(item["skips"], item["rows"]),
+        skip_rate=share(item["skips"], item["rows"]),
         tracks=item["tracks"],
     )
 
 
 def _hour(hour: int, rows: int, skipped: int) -> HourSkips:
     return HourSkips(
-        hour=hour, rows=rows, skips=skipped, skip_rate=_rate(skipped, rows) if rows else None
+        hour=hour, rows=rows, skips=skipped, skip_rate=share(skipped, rows) if rows else None
     )
 
 

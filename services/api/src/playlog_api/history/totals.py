@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from playlog_api.history.window import DEFAULT_DAYS, Window, WindowArgs, resolve
+from playlog_api.history.window import Window, WindowArgs, resolve
 from playlog_api.tools.registry import ToolContext
 
 COUNTED = "(p.ms_played IS NULL OR p.ms_played >= 30000)"
@@ -92,15 +92,17 @@ class Scope:
     @property
     def tracks(self) -> str:
         """Subquery: totals per track over the window."""
-        return _TRACKS_ROLLUP if self._tracks_from_totals else _TRACKS_RAW
+        return _TRACKS_ROLLUP if self.tracks_from_totals else _TRACKS_RAW
 
     @property
     def track_plays(self) -> str:
         """Subquery: like ``tracks`` without the first/last play columns."""
-        return _TRACK_PLAYS_ROLLUP if self._tracks_from_totals else _TRACK_PLAYS_RAW
+        return _TRACK_PLAYS_ROLLUP if self.tracks_from_totals else _TRACK_PLAYS_RAW
 
     @property
-    def _tracks_from_totals(self) -> bool:
+    def tracks_from_totals(self) -> bool:
+        """Whether per-track figures come from ``play_tracks`` (which holds the whole
+        history) rather than the window's plays; queries of their own follow it too."""
         return self.use_totals and self.whole_history
 
     @cached_property
@@ -148,9 +150,7 @@ def whole_hour_offsets(tz: ZoneInfo, start: datetime, end: datetime) -> bool:
     return True
 
 
-async def open_scope(
-    context: ToolContext, args: WindowArgs, *, default_days: int = DEFAULT_DAYS
-) -> Scope:
+async def open_scope(context: ToolContext, args: WindowArgs) -> Scope:
     """The window a tool was asked about, for the user it acts for."""
-    window = resolve(args, context.user.timezone, now=context.now, default_days=default_days)
+    window = resolve(args, context.user.timezone, now=context.now)
     return await load_scope(context.session, context.user.id, window)

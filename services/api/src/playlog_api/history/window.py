@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Self
+from typing import Annotated, Any, ClassVar, Self
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, model_validator
@@ -23,15 +23,23 @@ DEFAULT_DAYS = 90
 # Before any streaming service existed: "from the beginning" for an open start.
 EPOCH = date(2000, 1, 1)
 
-Days = Annotated[
-    int | None,
-    Field(
-        ge=1,
-        le=MAX_DAYS,
-        description=f"Relative window: today and the days before it (1-{MAX_DAYS}; "
-        f"{MAX_DAYS} means all time). Default {DEFAULT_DAYS} when no start/end is given.",
-    ),
-]
+
+def days_description(default_days: int) -> str:
+    """What the ``days`` field tells a client, naming the default of its model."""
+    default = "all time" if default_days >= MAX_DAYS else f"{default_days}"
+    return (
+        f"Relative window: today and the days before it (1-{MAX_DAYS}; {MAX_DAYS} means "
+        f"all time). Default {default} when no start/end is given."
+    )
+
+
+def _days(default_days: int) -> Any:
+    return Field(ge=1, le=MAX_DAYS, description=days_description(default_days))
+
+
+Days = Annotated[int | None, _days(DEFAULT_DAYS)]
+# For windows that cover all history when none is given (``default_days = MAX_DAYS``).
+AllTimeDays = Annotated[int | None, _days(MAX_DAYS)]
 Start = Annotated[
     date | None,
     Field(description="Absolute window: first day, inclusive (YYYY-MM-DD, local time)."),
@@ -61,10 +69,25 @@ def zone(name: str) -> ZoneInfo:
 class WindowArgs(ToolArgs):
     """A window: either ``days`` or ``start``/``end``, never both."""
 
+    # The days covered when neither is given. A model that changes it redeclares ``days``
+    # to match (``AllTimeDays``); __pydantic_init_subclass__ refuses one whose schema would
+    # tell clients another default than resolve() applies. (A comment, not the docstring:
+    # that is published as the schema's description.)
+    default_days: ClassVar[int] = DEFAULT_DAYS
+
     days: Days = None
     start: Start = None
     end: End = None
     tz: Tz = None
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        described = cls.model_fields["days"].description
+        if described != days_description(cls.default_days):
+            raise TypeError(
+                f"{cls.__name__}.days must describe its default of {cls.default_days} days"
+            )
 
     @model_validator(mode="after")
     def _one_kind_of_window(self) -> Self:
@@ -125,14 +148,12 @@ def days_window(first_day: date, last_day: date, tz: ZoneInfo) -> Window:
     )
 
 
-def resolve(
-    args: WindowArgs, user_tz: str, *, now: datetime, default_days: int = DEFAULT_DAYS
-) -> Window:
+def resolve(args: WindowArgs, user_tz: str, *, now: datetime) -> Window:
     """The window ``args`` describe, in ``args.tz`` or else the user's zone."""
     tz = zone(args.tz or user_tz)
     today = now.astimezone(tz).date()
     if args.start is None and args.end is None:
-        days = args.days or default_days
+        days = args.days or args.default_days
         return days_window(max(EPOCH, today - timedelta(days=days - 1)), today, tz)
     first_day = args.start or EPOCH
     last_day = args.end or max(today, first_day)

@@ -20,7 +20,7 @@ from playlog_api.history import queries
 from playlog_api.history.discoveries import DiscoveryCounts, discoveries
 from playlog_api.history.podcasts import ShowListening, podcasts
 from playlog_api.history.queries import Day
-from playlog_api.history.schemas import AlbumCount, ArtistCount, Limit, TrackCount
+from playlog_api.history.schemas import AlbumCount, ArtistCount, Limit, TrackCount, hours
 from playlog_api.history.totals import Scope, load_scope
 from playlog_api.history.window import EPOCH, Tz, WindowView, days_window, zone
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
@@ -98,17 +98,13 @@ class YearInReview(BaseModel):
     )
 
 
-def _hours(ms: int) -> float:
-    return round(ms / 3_600_000, 2)
-
-
 def _months(days: list[Day]) -> list[MonthTotals]:
     plays = [0] * 12
     ms = [0] * 12
     for day in days:
         plays[day.day.month - 1] += day.plays
         ms[day.day.month - 1] += day.listening_ms
-    return [MonthTotals(month=m + 1, plays=plays[m], hours=_hours(ms[m])) for m in range(12)]
+    return [MonthTotals(month=m + 1, plays=plays[m], hours=hours(ms[m])) for m in range(12)]
 
 
 def _busiest(days: list[Day]) -> BusiestDay | None:
@@ -117,7 +113,7 @@ def _busiest(days: list[Day]) -> BusiestDay | None:
     if not active:
         return None
     best = min(active, key=lambda day: (-day.plays, -day.listening_ms, day.day))
-    return BusiestDay(date=best.day, plays=best.plays, hours=_hours(best.listening_ms))
+    return BusiestDay(date=best.day, plays=best.plays, hours=hours(best.listening_ms))
 
 
 def _streak(days: list[Day]) -> Streak | None:

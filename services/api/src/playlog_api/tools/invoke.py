@@ -29,15 +29,15 @@ STATEMENT_TIMEOUT_MS = 15_000
 QUERY_CANCELED = "57014"
 
 
-def describe(error: ValidationError, *, prefix: str = "") -> str:
+def describe(error: ValidationError) -> str:
     """A validation error as one line, naming fields but never echoing their values."""
     parts = []
     for item in error.errors():
         location = ".".join(str(part) for part in item.get("loc", ()))
         if item.get("type") == "extra_forbidden":
-            parts.append(f"unknown argument {prefix}{location}")
+            parts.append(f"unknown argument {location}")
             continue
-        field = f"{prefix}{location}" if location else "arguments"
+        field = location or "arguments"
         parts.append(f"{field}: {item.get('msg', 'invalid value')}")
     return "; ".join(parts)
 

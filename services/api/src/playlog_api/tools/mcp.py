@@ -24,8 +24,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from playlog import __version__
-from playlog.errors import AppError, NotFound, Unauthorized
-from playlog.web.errors import error_response
+from playlog.errors import AppError
 from playlog_api.tools.access import Caller, authenticate
 from playlog_api.tools.invoke import invoke, parse_args
 from playlog_api.tools.registry import Tool, find, tools
@@ -40,27 +39,14 @@ INSTRUCTIONS = (
     "more (or its length is unknown); shorter rows are skips, reported apart."
 )
 
-USER_ID_SCHEMA = {
-    "type": "string",
-    "format": "uuid",
-    "description": "Only with the admin token: the user to act for. "
-    "A personal token always acts for its own user.",
-}
-
-
-def input_schema(entry: Tool[Any, Any]) -> dict[str, Any]:
-    schema: dict[str, Any] = entry.input.model_json_schema()
-    schema.setdefault("properties", {})["user_id"] = USER_ID_SCHEMA
-    return schema
-
 
 def mcp_tool(entry: Tool[Any, Any]) -> types.Tool:
     return types.Tool(
         name=entry.name,
         title=entry.name.replace("_", " ").capitalize(),
         description=entry.description,
-        input_schema=input_schema(entry),
-        output_schema=entry.output.model_json_schema(),
+        input_schema=entry.input_schema,
+        output_schema=entry.output_schema,
         annotations=types.ToolAnnotations(
             read_only_hint=entry.read_only, open_world_hint=entry.name.startswith("spotify_")
         ),
@@ -72,10 +58,13 @@ def _failure(message: str) -> types.CallToolResult:
 
 
 def build_server(app: FastAPI) -> Server[Any]:
+    # The registry is complete once the app is built: list it once, not per request.
+    listed = types.ListToolsResult(tools=[mcp_tool(entry) for entry in tools()])
+
     async def list_tools(
         ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=[mcp_tool(entry) for entry in tools()])
+        return listed
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         caller: Caller = ctx.request.scope[CALLER_KEY]
@@ -141,16 +130,10 @@ class McpEndpoint:
         self.manager = manager
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A refusal propagates to the app's AppError handler: the 401 and its challenge.
         async with self.app.state.sessionmaker() as session:
-            try:
-                caller = await authenticate(HTTPConnection(scope), session)
-                await session.commit()
-            except (Unauthorized, NotFound) as exc:
-                response = error_response(
-                    exc.status_code, exc.code, exc.message, headers=exc.headers
-                )
-                await response(scope, receive, send)
-                return
+            caller = await authenticate(HTTPConnection(scope), session)
+            await session.commit()
         scope[CALLER_KEY] = caller
         await self.manager.handle_request(scope, receive, send)
 

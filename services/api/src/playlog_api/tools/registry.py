@@ -13,6 +13,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -34,6 +35,14 @@ Out = TypeVar("Out", bound=BaseModel)
 
 NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 SUMMARY_LIMIT = 300
+
+# Every surface takes the user beside a tool's own arguments (see ``invoke.parse_args``).
+USER_ID_SCHEMA = {
+    "type": "string",
+    "format": "uuid",
+    "description": "Only with the admin token: the user to act for. "
+    "A personal token always acts for its own user.",
+}
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,20 @@ class Tool(Generic[In, Out]):
     def alias(self) -> str:
         """The dotted name of the original brief, e.g. ``history.top_artists``."""
         return self.name.replace("_", ".", 1)
+
+    # The schemas are built once: MCP tools/list and GET /mcp/tools hand out the same
+    # objects on every request, so callers must not change them.
+    @cached_property
+    def input_schema(self) -> dict[str, Any]:
+        """JSON Schema of the arguments, ``user_id`` included, as MCP and /mcp/call take them."""
+        schema: dict[str, Any] = self.input.model_json_schema()
+        schema.setdefault("properties", {})["user_id"] = USER_ID_SCHEMA
+        return schema
+
+    @cached_property
+    def output_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = self.output.model_json_schema()
+        return schema
 
 
 _TOOLS: dict[str, Tool[Any, Any]] = {}

@@ -79,8 +79,8 @@ async def list_tools(caller: CallerDep) -> Catalog:
                 read_only=entry.read_only,
                 me_path=f"{ME_PREFIX}/{entry.path}",
                 admin_path=f"{ADMIN_PREFIX}/{entry.path}",
-                input_schema=entry.input.model_json_schema(),
-                output_schema=entry.output.model_json_schema(),
+                input_schema=entry.input_schema,
+                output_schema=entry.output_schema,
             )
             for entry in tools()
         ]
@@ -182,7 +182,7 @@ def tool_routers() -> tuple[APIRouter, APIRouter]:
     return me, admin
 
 
-def gpt_openapi(app: FastAPI, me: APIRouter, server_url: str) -> dict[str, Any]:
+def gpt_openapi(me: APIRouter, server_url: str) -> dict[str, Any]:
     """OpenAPI 3.1 of the ``/me`` tool routes only, with bearer auth: a ChatGPT action."""
     spec = get_openapi(
         title="Playlog listening history",
@@ -210,4 +210,4 @@ def install(app: FastAPI) -> None:
 
     @app.get("/openapi-gpt.json", include_in_schema=False)
     async def openapi_gpt(settings: Settings) -> dict[str, Any]:
-        return gpt_openapi(app, me, settings.api_public_url)
+        return gpt_openapi(me, settings.api_public_url)

@@ -20,7 +20,7 @@ from playlog.spotify.client import SEARCH_LIMIT_MAX, SearchType, SpotifyClient, 
 from playlog.spotify.models import Artist, PagedArtists, PagedTracks, SimplifiedAlbum, Track
 from playlog.spotify.tokens import ReauthRequired, UserTokens
 from playlog_api.admin.users import spotify_status
-from playlog_api.history.schemas import Limit
+from playlog_api.history.schemas import Limit, hours
 from playlog_api.spotify_calls import configured, spotify_failures
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
 
@@ -240,7 +240,7 @@ async def _in_history(context: ToolContext, tracks: list[SpotifyTrack]) -> dict[
         track_id: InHistory(
             plays=plays,
             skips=stored - plays,
-            hours=round(listening_ms / 3_600_000, 2),
+            hours=hours(listening_ms),
             first_played_at=first,
             last_played_at=last,
         )
