@@ -264,6 +264,29 @@ def test_services_get_only_the_settings_they_need(name: str) -> None:
     assert {"ADMIN_AUTH_MODE", "ADMIN_TOKEN"} <= set(found["api"]) & set(found["frontend"])
 
 
+# Settings a container deliberately leaves at their defaults: Spotify itself, and each
+# collector replica's own id.
+NOT_PASSED = {"SPOTIFY_API_BASE_URL", "SPOTIFY_ACCOUNTS_BASE_URL", "COLLECTOR_ID"}
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_every_setting_a_service_reads_is_passed_to_it(name: str) -> None:
+    """A variable set in .env reaches the service that reads it; none is silently dropped."""
+    from playlog_api.settings import ApiSettings
+    from playlog_collector.settings import CollectorSettings
+    from playlog_frontend.settings import FrontendSettings
+
+    found = services(name)
+    for service_name, settings in (
+        ("api", ApiSettings),
+        ("collector", CollectorSettings),
+        ("frontend", FrontendSettings),
+    ):
+        read = {field.upper() for field in settings.model_fields}
+        missing = read - set(environment(found[service_name])) - NOT_PASSED
+        assert not missing, f"{name}: {service_name} reads but is not given {sorted(missing)}"
+
+
 # --- compose: secrets ---------------------------------------------------------------------
 
 

@@ -128,7 +128,9 @@ async def test_an_admin_changes_a_users_time_zone(
     for body, message in (
         ({"timezone": "Mars/Base"}, "unknown time zone"),
         ({"timezone": 5}, "timezone"),
-        ({"display_name": ""}, "display_name"),
+        ({"display_name": ""}, "name must not be empty"),
+        ({"display_name": "   "}, "name must not be empty"),
+        ({"display_name": "x" * 201}, "at most 200 characters"),
         ({"colour": "red"}, "colour"),
     ):
         refused = await client.patch(f"/admin/users/{user.id}", headers=admin, json=body)
@@ -136,5 +138,9 @@ async def test_an_admin_changes_a_users_time_zone(
         assert message in refused.text
     await db_session.refresh(user)
     assert user.timezone == "America/New_York"
+    renamed = await client.patch(
+        f"/admin/users/{user.id}", headers=admin, json={"display_name": "  Zoned Out "}
+    )
+    assert renamed.json()["display_name"] == "Zoned Out"
     missing = await client.patch(f"/admin/users/{uuid.uuid4()}", headers=admin, json={})
     assert missing.status_code == 404

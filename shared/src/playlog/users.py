@@ -23,6 +23,16 @@ def validate_timezone(name: str) -> str:
     return name
 
 
+def validate_display_name(name: str) -> str:
+    """The name stripped of surrounding blanks; empty or overlong names are refused."""
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("name must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValidationFailed(f"name must be at most {MAX_NAME_LENGTH} characters")
+    return name
+
+
 async def create_user(
     session: AsyncSession,
     *,
@@ -30,11 +40,7 @@ async def create_user(
     timezone: str = "UTC",
     spotify_user_id: str | None = None,
 ) -> User:
-    display_name = display_name.strip()
-    if not display_name:
-        raise ValidationFailed("name must not be empty")
-    if len(display_name) > MAX_NAME_LENGTH:
-        raise ValidationFailed(f"name must be at most {MAX_NAME_LENGTH} characters")
+    display_name = validate_display_name(display_name)
     validate_timezone(timezone)
     if spotify_user_id is not None:
         spotify_user_id = spotify_user_id.strip()

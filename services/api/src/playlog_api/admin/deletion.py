@@ -29,8 +29,9 @@ async def delete_user(session: AsyncSession, user: User, upload_dir: Path) -> No
 
     The rows go first (flushed, not committed): if removing a file fails, the request
     fails and rolls back, and deleting again finishes the job. Every table with a
-    ``user_id`` references ``users`` with ``ON DELETE CASCADE``; log records only carry
-    the id in their context, so they are deleted here.
+    ``user_id`` follows the user: by ``ON DELETE CASCADE``, or for plays and their running
+    totals by a trigger (migration 0005). Log records only carry the id in their
+    context, so they are deleted here.
     """
     storage_paths = await session.scalars(
         select(ImportJob.storage_path).where(

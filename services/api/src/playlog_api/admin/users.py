@@ -15,14 +15,14 @@ from playlog.db.models import (
     CoverageGap,
     ImportJob,
     JobRun,
-    Play,
+    PlayTrack,
     SpotifyToken,
     SyncCheckpoint,
     User,
 )
 from playlog.errors import NotFound
 from playlog.spotify.tokens import TokenStatus, UserTokens, token_status
-from playlog.users import MAX_NAME_LENGTH, validate_timezone
+from playlog.users import MAX_NAME_LENGTH, validate_display_name, validate_timezone
 from playlog.web.db import DbSession
 from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit
 from playlog_api.admin.deletion import delete_user
@@ -120,7 +120,10 @@ async def _connection(session: AsyncSession, user_id: uuid.UUID) -> SpotifyConne
 
 async def _detail(session: AsyncSession, user: User) -> UserDetail:
     checkpoint = await session.get(SyncCheckpoint, user.id, populate_existing=True)
-    plays_total = await session.scalar(select(func.count()).where(Play.user_id == user.id))
+    # From the running totals: a count over plays would read every row of the user.
+    plays_total = await session.scalar(
+        select(func.sum(PlayTrack.rows)).where(PlayTrack.user_id == user.id)
+    )
     jobs = await session.scalars(
         select(JobRun)
         .where(JobRun.user_id == user.id)
@@ -166,7 +169,9 @@ async def get_user(user: LoadedUser, session: DbSession) -> UserDetail:
 class UserChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
+    display_name: str | None = Field(
+        default=None, description=f"1 to {MAX_NAME_LENGTH} characters, blanks trimmed."
+    )
     timezone: str | None = Field(
         default=None, max_length=64, description="IANA zone for day and hour buckets."
     )
@@ -179,7 +184,7 @@ async def change_user(user: LoadedUser, change: UserChange, session: DbSession) 
     if change.timezone is not None:
         user.timezone = validate_timezone(change.timezone)
     if change.display_name is not None:
-        user.display_name = change.display_name.strip() or user.display_name
+        user.display_name = validate_display_name(change.display_name)
     await session.flush()
     return await _detail(session, user)
 
