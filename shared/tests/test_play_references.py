@@ -184,6 +184,60 @@ async def test_an_insert_for_a_user_being_deleted_fails(db_engine: AsyncEngine) 
         assert await writer.fetchval("SELECT count(*) FROM plays WHERE user_id = $1", user_id) == 0
 
 
+async def _hours_in_step(connection: asyncpg.Connection, user_id: uuid.UUID) -> list[int]:
+    """The minutes past the hour of the user's hour totals, after checking that they hold
+    every play of the user in buckets of the user's current minute."""
+    minute = await connection.fetchval("SELECT hour_start_minute FROM users WHERE id = $1", user_id)
+    kept = await connection.fetch(
+        "SELECT hour, rows FROM play_hours WHERE user_id = $1 ORDER BY hour", user_id
+    )
+    played = await connection.fetch(
+        "SELECT date_trunc('hour', played_at - make_interval(mins => $2), 'UTC')"
+        " + make_interval(mins => $2) AS hour, count(*) AS rows"
+        " FROM plays WHERE user_id = $1 GROUP BY 1 ORDER BY 1",
+        user_id,
+        minute,
+    )
+    assert [tuple(row) for row in kept] == [tuple(row) for row in played]
+    assert sum(row["rows"] for row in kept) > 0
+    return sorted({row["hour"].minute for row in kept})
+
+
+async def test_a_zone_change_during_an_insert_waits_and_counts_its_plays(
+    db_engine: AsyncEngine,
+) -> None:
+    async with _writer_and_deleter(db_engine) as (user_id, track_id, writer, changer):
+        await writer.execute(INSERT_PLAY, user_id, T0 - timedelta(days=1), track_id)
+        writing = writer.transaction()
+        await writing.start()
+        await writer.execute(INSERT_PLAY, user_id, T0 + timedelta(minutes=10), track_id)
+        # The change waits for the writer, then rebuilds with the writer's plays in sight.
+        change = asyncio.create_task(
+            changer.execute("UPDATE users SET hour_start_minute = 30 WHERE id = $1", user_id)
+        )
+        await _wait_until_blocked(writer, changer.get_server_pid())
+        await writing.commit()
+        assert await change == "UPDATE 1"
+        assert await _hours_in_step(writer, user_id) == [30]
+
+
+async def test_an_insert_during_a_zone_change_uses_the_new_buckets(
+    db_engine: AsyncEngine,
+) -> None:
+    async with _writer_and_deleter(db_engine) as (user_id, track_id, writer, changer):
+        await writer.execute(INSERT_PLAY, user_id, T0 - timedelta(days=1), track_id)
+        changing = changer.transaction()
+        await changing.start()
+        await changer.execute("UPDATE users SET hour_start_minute = 45 WHERE id = $1", user_id)
+        insert = asyncio.create_task(
+            writer.execute(INSERT_PLAY, user_id, T0 + timedelta(minutes=10), track_id)
+        )
+        await _wait_until_blocked(changer, writer.get_server_pid())
+        await changing.commit()
+        assert await insert == "INSERT 0 1"
+        assert await _hours_in_step(writer, user_id) == [45]
+
+
 async def test_a_track_deleted_during_an_insert_is_refused(db_engine: AsyncEngine) -> None:
     async with _writer_and_deleter(db_engine) as (user_id, track_id, writer, deleter):
         writing = writer.transaction()

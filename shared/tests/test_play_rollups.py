@@ -1,5 +1,6 @@
-"""The running totals kept by triggers on ``plays`` (migration 0004) always equal the
-totals computed from the plays themselves, whatever writes them."""
+"""The running totals kept by triggers on ``plays`` (migrations 0004 to 0006) always
+equal the totals computed from the plays themselves, whatever writes them, in hour
+buckets that start where the user's local hours start."""
 
 from __future__ import annotations
 
@@ -23,16 +24,21 @@ from playlog.testing.exports import (
 )
 from playlog.testing.factories import add_user
 from playlog.testing.history import add_listens, add_track
+from playlog.users import set_timezone
 
 T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
 
+# The user's hours start hour_start_minute past each UTC hour: shift, truncate, shift back.
 HOURS_FROM_PLAYS = """
-    SELECT user_id, date_trunc('hour', played_at, 'UTC') AS hour, count(*) AS rows,
+    SELECT p.user_id, date_trunc('hour', p.played_at - m.shift, 'UTC') + m.shift AS hour,
+        count(*) AS rows,
         count(*) FILTER (WHERE ms_played IS NULL OR ms_played >= 30000) AS plays,
         sum(coalesce(ms_played, ms_estimated, 0)) AS listening_ms,
         coalesce(sum(ms_estimated) FILTER (WHERE ms_played IS NULL), 0) AS estimated_ms,
-        count(*) FILTER (WHERE source = 'spotify_api') AS api_rows
-    FROM plays WHERE user_id = ANY(:users) GROUP BY 1, 2 ORDER BY 1, 2"""
+        count(*) FILTER (WHERE p.source = 'spotify_api') AS api_rows
+    FROM plays p JOIN (SELECT id, make_interval(mins => hour_start_minute) AS shift
+                       FROM users) m ON m.id = p.user_id
+    WHERE p.user_id = ANY(:users) GROUP BY 1, 2 ORDER BY 1, 2"""
 HOURS_KEPT = """
     SELECT user_id, hour, rows, plays, listening_ms, estimated_ms, api_rows
     FROM play_hours WHERE user_id = ANY(:users) ORDER BY 1, 2"""
@@ -158,8 +164,54 @@ async def test_updating_counted_columns_is_refused(db_session: AsyncSession) -> 
     await _assert_in_step(db_session, ada)
 
 
-async def test_deleting_a_user_removes_their_totals(db_session: AsyncSession) -> None:
+async def _hour_minutes(session: AsyncSession, user: User) -> set[int]:
+    result = await session.scalars(
+        text("SELECT DISTINCT extract(minute FROM hour)::int FROM play_hours WHERE user_id = :u"),
+        {"u": user.id},
+    )
+    return set(result.all())
+
+
+async def test_hour_totals_start_where_the_users_hours_start(db_session: AsyncSession) -> None:
     ada, bob = await _listener(db_session, "Ada"), await _listener(db_session, "Bob")
+    set_timezone(ada, "Asia/Kolkata")  # +05:30: local hours start at minute 30 of UTC's
+    await db_session.flush()
+    song = await add_track(db_session, "Song", "Artist", duration_ms=240_000)
+    at = [T0 + timedelta(minutes=m) for m in range(0, 600, 11)]
+    await add_listens(db_session, ada.id, song, *at[:30], ms_played=200_000)
+    await add_listens(db_session, ada.id, song, *at[30:], ms_played=None, source="spotify_api")
+    await add_listens(db_session, bob.id, song, *at[:20], ms_played=10_000)
+    await _assert_in_step(db_session, ada, bob)
+    assert await _hour_minutes(db_session, ada) == {30}
+    assert await _hour_minutes(db_session, bob) == {0}
+
+    # Moving to another zone rebuilds the user's hours in its buckets, and only theirs.
+    for zone, minute in (("Asia/Kathmandu", 15), ("Europe/Berlin", 0), ("Asia/Kolkata", 30)):
+        set_timezone(ada, zone)
+        await db_session.flush()
+        await _assert_in_step(db_session, ada, bob)
+        assert await _hour_minutes(db_session, ada) == {minute}
+    # A move between zones of the same minute keeps the buckets as they are.
+    set_timezone(ada, "America/St_Johns")
+    await db_session.flush()
+    assert await _hour_minutes(db_session, ada) == {30}
+
+    await db_session.execute(
+        delete(Play).where(Play.user_id == ada.id, Play.played_at.in_(at[::3]))
+    )
+    await _assert_in_step(db_session, ada, bob)
+    with pytest.raises(DBAPIError, match="ck_users_hour_start_minute_valid"):
+        async with db_session.begin_nested():
+            await db_session.execute(
+                update(User).where(User.id == ada.id).values(hour_start_minute=20)
+            )
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kathmandu"])
+async def test_deleting_a_user_removes_their_totals(db_session: AsyncSession, zone: str) -> None:
+    ada, bob = await _listener(db_session, "Ada"), await _listener(db_session, "Bob")
+    set_timezone(ada, zone)
+    await db_session.flush()
     song = await add_track(db_session, "Song", "Artist")
     await add_listens(db_session, ada.id, song, T0, T0 + timedelta(hours=5))
     await add_listens(db_session, bob.id, song, T0)

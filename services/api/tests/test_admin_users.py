@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.crypto import TokenCipher
@@ -13,6 +14,7 @@ from playlog.db.models import SpotifyToken, SyncCheckpoint, User
 from playlog.spotify.models import TokenResponse
 from playlog.spotify.tokens import REFRESH_TOKEN_LIFETIME, store_grant
 from playlog.testing.factories import add_gap, add_import_job, add_job_run, add_plays, add_user
+from playlog.testing.history import add_listens, add_track
 
 ACCESS, REFRESH = "at-SECRET-4567", "rt-SECRET-1234"
 
@@ -125,6 +127,21 @@ async def test_an_admin_changes_a_users_time_zone(
     assert changed.json()["timezone"] == "America/New_York"
     await db_session.refresh(user)
     assert user.timezone == "America/New_York"
+    # The hour totals follow the zone's hours: +05:30 starts them at minute 30.
+    song = await add_track(db_session, "Song", "Artist")
+    await add_listens(db_session, user.id, song, datetime(2026, 5, 1, 12, 10, tzinfo=UTC))
+    await db_session.commit()
+    kolkata = await client.patch(
+        f"/admin/users/{user.id}", headers=admin, json={"timezone": "Asia/Kolkata"}
+    )
+    assert kolkata.status_code == 200, kolkata.text
+    hours = await db_session.scalars(
+        text("SELECT hour FROM play_hours WHERE user_id = :u"), {"u": user.id}
+    )
+    assert hours.all() == [datetime(2026, 5, 1, 11, 30, tzinfo=UTC)]
+    await client.patch(
+        f"/admin/users/{user.id}", headers=admin, json={"timezone": "America/New_York"}
+    )
     for body, message in (
         ({"timezone": "Mars/Base"}, "unknown time zone"),
         ({"timezone": 5}, "timezone"),

@@ -13,13 +13,15 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.db.models import User
+from playlog.history.hours import hour_start, window_hour_start, zone_hour_start
 from playlog.testing.history import add_listens, add_track
+from playlog.users import set_timezone
 from playlog_api.history import queries
 from playlog_api.history.discoveries import discoveries
 from playlog_api.history.plays import SearchArgs
 from playlog_api.history.podcasts import podcasts
 from playlog_api.history.skips import skips
-from playlog_api.history.totals import load_scope, whole_hour_offsets
+from playlog_api.history.totals import load_scope
 from playlog_api.history.window import WindowArgs, days_window, resolve
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -77,24 +79,40 @@ def test_bad_windows_are_refused_with_a_reason(args: dict[str, object], message:
         WindowArgs.model_validate(args)
 
 
-def test_fractional_offsets_are_detected() -> None:
+@pytest.mark.parametrize(
+    ("zone", "minute"),
+    [
+        ("Europe/Berlin", 0),
+        ("America/New_York", 0),
+        ("Asia/Kolkata", 30),
+        ("America/St_Johns", 30),  # -03:30
+        ("Asia/Kathmandu", 15),  # +05:45
+        ("Australia/Eucla", 15),  # +08:45
+        ("Australia/Lord_Howe", None),  # +10:30 in winter, +11:00 in summer
+    ],
+)
+def test_where_local_hours_start_within_a_window(zone: str, minute: int | None) -> None:
     start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
-    assert whole_hour_offsets(BERLIN, start, end)
-    assert not whole_hour_offsets(ZoneInfo("Asia/Kolkata"), start, end)
-    assert not whole_hour_offsets(ZoneInfo("Australia/Lord_Howe"), start, end)
+    assert window_hour_start(ZoneInfo(zone), start, end) == minute
+    if minute is not None:
+        assert zone_hour_start(zone) == minute
+    # Lord Howe's minute is 30 in its winter and 0 in its summer.
+    lord_howe = ZoneInfo("Australia/Lord_Howe")
+    assert hour_start(lord_howe, datetime(2025, 7, 1, tzinfo=UTC)) == 30
+    assert hour_start(lord_howe, datetime(2025, 1, 1, tzinfo=UTC)) == 0
 
 
 @pytest.mark.parametrize(
-    ("zone", "hours_from_totals"),
+    ("zone", "other_zone"),
     [
-        ("Europe/Berlin", True),
-        ("America/New_York", True),
-        # +05:45: hours of UTC are not local hours, so both scopes bucket raw plays.
-        ("Asia/Kathmandu", False),
+        ("Europe/Berlin", "Asia/Kolkata"),
+        ("America/New_York", "Asia/Kathmandu"),
+        ("Asia/Kathmandu", "Europe/Berlin"),
+        ("Asia/Kolkata", "America/St_Johns"),  # both start hours at minute 30
     ],
 )
 async def test_running_totals_answer_exactly_like_raw_plays(
-    db_session: AsyncSession, listener: User, zone: str, hours_from_totals: bool
+    db_session: AsyncSession, listener: User, zone: str, other_zone: str
 ) -> None:
     rng = random.Random(zone)
     tracks = [
@@ -112,6 +130,9 @@ async def test_running_totals_answer_exactly_like_raw_plays(
             ms = rng.choice([None, 5_000, 29_999, 30_000, 200_000])
             await add_listens(db_session, listener.id, track, at, ms_played=ms)
             stored.append(ms)
+    # Moving the user rebuilds their hour totals in the new zone's buckets.
+    set_timezone(listener, zone)
+    await db_session.flush()
     tz = ZoneInfo(zone)
 
     # Every row: the per-track totals apply, and the per-hour ones where the zone allows.
@@ -126,9 +147,8 @@ async def test_running_totals_answer_exactly_like_raw_plays(
     assert await podcasts(db_session, whole, 5) == await podcasts(db_session, raw, 5)
     assert await discoveries(db_session, whole, 5) == await discoveries(db_session, raw, 5)
     assert await skips(db_session, whole, 5) == await skips(db_session, raw, 5)
-    assert (whole.hours != raw.hours) is hours_from_totals
-    if hours_from_totals:
-        assert await queries.hourly(db_session, whole) == await queries.hourly(db_session, raw)
+    assert whole.hours != raw.hours
+    assert await queries.hourly(db_session, whole) == await queries.hourly(db_session, raw)
 
     # A few days across the DST change hold only part of the history: per-track figures
     # come from the raw plays either way, so only the per-hour path is compared.
@@ -139,9 +159,19 @@ async def test_running_totals_answer_exactly_like_raw_plays(
     assert not part.whole_history
     assert part.track_plays == raw.track_plays
     assert part.tracks == raw.tracks
-    assert (part.hours != raw.hours) is hours_from_totals
-    if hours_from_totals:
-        assert await queries.hourly(db_session, part) == await queries.hourly(db_session, raw)
+    assert part.hours != raw.hours
+    assert await queries.hourly(db_session, part) == await queries.hourly(db_session, raw)
+
+    # Another zone (a tz override) uses the hour totals when its hours start at the same
+    # minute, and the raw plays when they do not; the answers are the same either way.
+    other = await load_scope(
+        db_session,
+        listener.id,
+        days_window(date(2025, 10, 1), date(2025, 11, 30), ZoneInfo(other_zone)),
+    )
+    raw = dataclasses.replace(other, use_totals=False)
+    assert (other.hours != raw.hours) is (zone_hour_start(other_zone) == zone_hour_start(zone))
+    assert await queries.hourly(db_session, other) == await queries.hourly(db_session, raw)
 
     totals = (await queries.hourly(db_session, whole)).totals
     assert totals.plays == sum(1 for ms in stored if ms is None or ms >= 30_000)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.db.models import User
 from playlog.errors import Conflict, ValidationFailed
+from playlog.history.hours import zone_hour_start
 
 MAX_NAME_LENGTH = 200
 
@@ -21,6 +22,13 @@ def validate_timezone(name: str) -> str:
             f"unknown time zone '{name}': use an IANA name such as Europe/Berlin"
         ) from None
     return name
+
+
+def set_timezone(user: User, name: str) -> None:
+    """Move ``user`` to zone ``name``; their hour totals follow the zone's hours (the
+    database rebuilds them when the minute their hours start at changes)."""
+    user.timezone = validate_timezone(name)
+    user.hour_start_minute = zone_hour_start(name)
 
 
 def validate_display_name(name: str) -> str:
@@ -49,7 +57,12 @@ async def create_user(
         taken = await session.scalar(select(User.id).where(User.spotify_user_id == spotify_user_id))
         if taken is not None:
             raise Conflict(f"a user with Spotify id '{spotify_user_id}' already exists: {taken}")
-    user = User(display_name=display_name, timezone=timezone, spotify_user_id=spotify_user_id)
+    user = User(
+        display_name=display_name,
+        timezone=timezone,
+        hour_start_minute=zone_hour_start(timezone),
+        spotify_user_id=spotify_user_id,
+    )
     session.add(user)
     await session.flush()
     await session.refresh(user)

@@ -22,7 +22,7 @@ from playlog.db.models import (
 )
 from playlog.errors import NotFound
 from playlog.spotify.tokens import TokenStatus, UserTokens, token_status
-from playlog.users import MAX_NAME_LENGTH, validate_display_name, validate_timezone
+from playlog.users import MAX_NAME_LENGTH, set_timezone, validate_display_name
 from playlog.web.db import DbSession
 from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit
 from playlog_api.admin.deletion import delete_user
@@ -182,7 +182,7 @@ async def change_user(user: LoadedUser, change: UserChange, session: DbSession) 
     """Change a user's display name or time zone (IANA name, e.g. Europe/Berlin). The time
     zone decides the day and hour buckets of every analytics answer for this user."""
     if change.timezone is not None:
-        user.timezone = validate_timezone(change.timezone)
+        set_timezone(user, change.timezone)
     if change.display_name is not None:
         user.display_name = validate_display_name(change.display_name)
     await session.flush()

@@ -6,9 +6,12 @@ from the running totals the database keeps (``play_tracks``, ``play_hours``; see
 
 - per track, the totals table holds the whole history, so it answers windows that
   contain every play of the user;
-- per hour, the totals table holds UTC hours, so it answers any window of whole local
-  days in a zone whose offset is a whole number of hours throughout the window (all but
-  a few zones such as Asia/Kolkata). Other zones are bucketed from the raw plays.
+- per hour, the totals table holds hours that start at the user's own minute past the
+  UTC hour (``playlog.history.hours``), so it answers any window of whole local days in
+  a zone whose local hours start at that minute throughout the window: the user's own
+  zone, and any other zone with the same minute (Europe/Berlin and America/New_York both
+  start hours at minute 0). Other zones (an override such as Asia/Kolkata for a user in
+  Berlin) are bucketed from the raw plays.
 
 Both forms yield the same columns, so the queries built on them never know which one
 they got. SQL fragments here are constants; values always travel as bind parameters.
@@ -18,13 +21,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from functools import cached_property
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from playlog.history.hours import window_hour_start
 from playlog_api.history.window import Window, WindowArgs, resolve
 from playlog_api.tools.registry import ToolContext
 
@@ -73,6 +76,8 @@ class Scope:
     # The user's first and last stored row (any length), or None without history.
     first_played_at: datetime | None
     last_played_at: datetime | None
+    # Where the user's hour totals start (users.hour_start_minute).
+    hour_start_minute: int = 0
     # False computes everything from raw plays (tests check both give the same answers).
     use_totals: bool = True
 
@@ -108,8 +113,9 @@ class Scope:
     @cached_property
     def hours(self) -> str:
         """Subquery: totals per local hour over the window."""
-        if self.use_totals and whole_hour_offsets(
-            self.window.tz, self.window.start, self.window.end
+        window = self.window
+        if self.use_totals and self.hour_start_minute == window_hour_start(
+            window.tz, window.start, window.end
         ):
             return _HOURS_ROLLUP
         return _HOURS_RAW
@@ -121,33 +127,13 @@ async def load_scope(session: AsyncSession, user_id: uuid.UUID, window: Window) 
         await session.execute(
             text(
                 "SELECT (SELECT min(played_at) FROM plays WHERE user_id = :u),"
-                " (SELECT max(played_at) FROM plays WHERE user_id = :u)"
+                " (SELECT max(played_at) FROM plays WHERE user_id = :u),"
+                " (SELECT hour_start_minute FROM users WHERE id = :u)"
             ),
             {"u": user_id},
         )
     ).one()
-    return Scope(user_id, window, row[0], row[1])
-
-
-def whole_hour_offsets(tz: ZoneInfo, start: datetime, end: datetime) -> bool:
-    """Whether ``tz`` is a whole number of hours from UTC at every instant in [start, end).
-
-    Offsets change at most a few times a year, so sampling twice a month (and both ends)
-    finds any fractional offset; the span is clipped to the years plays can exist in.
-    """
-    lower = max(start, datetime(2000, 1, 1, tzinfo=UTC))
-    upper = min(end, datetime.now(UTC) + timedelta(days=366))
-    instants = [lower, upper]
-    day: date = lower.date().replace(day=1)
-    while day < upper.date():
-        for d in (1, 15):
-            instants.append(datetime(day.year, day.month, d, 12, tzinfo=UTC))
-        day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-    for instant in instants:
-        offset = instant.astimezone(tz).utcoffset()
-        if offset is None or offset.total_seconds() % 3600:
-            return False
-    return True
+    return Scope(user_id, window, row[0], row[1], row[2] or 0)
 
 
 async def open_scope(context: ToolContext, args: WindowArgs) -> Scope:

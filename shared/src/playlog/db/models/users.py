@@ -5,7 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ARRAY, DateTime, ForeignKey, Index, String, Text, text
+from sqlalchemy import (
+    ARRAY,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from playlog.db.models.base import Base, created_at_column, one_of, updated_at_column
@@ -15,6 +25,9 @@ SPOTIFY_TOKEN_STATUSES = ("ok", "needs_reauth")
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("hour_start_minute IN (0, 15, 30, 45)", name="hour_start_minute_valid"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(
         primary_key=True, server_default=text("gen_random_uuid()")
@@ -25,6 +38,10 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(Text)
     # IANA zone used for hour/weekday/day buckets.
     timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
+    # Minute past each UTC hour at which the zone's local hours start (0, 15, 30 or 45):
+    # play_hours buckets this user's plays from it (see playlog.history.hours). Changing
+    # it rebuilds those totals (migration 0006).
+    hour_start_minute: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
 
