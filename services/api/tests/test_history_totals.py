@@ -100,6 +100,10 @@ def test_where_local_hours_start_within_a_window(zone: str, minute: int | None) 
     lord_howe = ZoneInfo("Australia/Lord_Howe")
     assert hour_start(lord_howe, datetime(2025, 7, 1, tzinfo=UTC)) == 30
     assert hour_start(lord_howe, datetime(2025, 1, 1, tzinfo=UTC)) == 0
+    # Old offsets (Kolkata was +05:21:10 in 1900) are no multiple of 15 minutes: the
+    # minute falls back to 0, and such hours would come from the raw plays.
+    assert hour_start(ZoneInfo("Asia/Kolkata"), datetime(1900, 1, 1, tzinfo=UTC)) == 39
+    assert zone_hour_start("Asia/Kolkata", datetime(1900, 1, 1, tzinfo=UTC)) == 0
 
 
 @pytest.mark.parametrize(

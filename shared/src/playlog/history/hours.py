@@ -21,8 +21,11 @@ def hour_start(tz: ZoneInfo, at: datetime) -> int:
 
 
 def zone_hour_start(name: str, now: datetime | None = None) -> int:
-    """The minute for a user in zone ``name`` (the zone's offset now)."""
-    return hour_start(ZoneInfo(name), now or datetime.now(UTC))
+    """The minute for a user in zone ``name`` (the zone's offset now); 0 for an offset
+    that is not a multiple of 15 minutes (none is in use), whose hours then come from
+    the raw plays."""
+    minute = hour_start(ZoneInfo(name), now or datetime.now(UTC))
+    return minute if minute % 15 == 0 else 0
 
 
 def window_hour_start(tz: ZoneInfo, start: datetime, end: datetime) -> int | None:

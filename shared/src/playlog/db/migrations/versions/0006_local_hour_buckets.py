@@ -123,7 +123,7 @@ def upgrade() -> None:
             minute = zone_hour_start(zone)
         except (LookupError, ValueError):  # a zone this Python does not know: UTC hours
             continue
-        if minute:
+        if minute in (15, 30, 45):
             connection.execute(
                 sa.text("UPDATE users SET hour_start_minute = :m WHERE id = :id"),
                 {"m": minute, "id": user_id},
