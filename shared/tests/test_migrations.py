@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from playlog.db.engine import create_engine
@@ -29,6 +30,9 @@ EXPECTED_TABLES = {
     "logs",
     "worker_heartbeats",
     "oauth_states",
+    "imported_members",
+    "play_hours",
+    "play_tracks",
 }
 
 
@@ -91,5 +95,56 @@ async def test_migrations_match_the_models(database_url: str) -> None:
     try:
         async with engine.connect() as connection:
             assert await connection.run_sync(_differences) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_existing_users_get_hours_of_their_zone_and_back(
+    database_factory: DatabaseFactory,
+) -> None:
+    """0006 sets the hour start of users already stored and rebuilds their hour totals;
+    its downgrade puts them back in UTC hours."""
+    engine = create_engine(await database_factory(), pool_size=1)
+    hours = text("SELECT hour, rows FROM play_hours ORDER BY hour")
+    try:
+        await upgrade(engine, "0005")
+        async with engine.begin() as connection:
+            user = (
+                await connection.execute(
+                    text(
+                        "INSERT INTO users (display_name, timezone) VALUES ('old', 'Asia/Kolkata')"
+                        " RETURNING id"
+                    )
+                )
+            ).scalar_one()
+            await connection.execute(
+                text("INSERT INTO tracks (track_id, name, source) VALUES ('t', 'T', 'import_zip')")
+            )
+            for minute in (10, 40, 50):
+                await connection.execute(
+                    text(
+                        "INSERT INTO plays (user_id, played_at, track_id, source)"
+                        " VALUES (:u, :at, 't', 'import_zip')"
+                    ),
+                    {"u": user, "at": datetime(2026, 1, 1, 12, minute, tzinfo=UTC)},
+                )
+            assert [tuple(r) for r in await connection.execute(hours)] == [
+                (datetime(2026, 1, 1, 12, tzinfo=UTC), 3)
+            ]
+
+        await upgrade(engine)
+        async with engine.connect() as connection:
+            minute = await connection.scalar(text("SELECT hour_start_minute FROM users"))
+            assert minute == 30
+            assert [tuple(r) for r in await connection.execute(hours)] == [
+                (datetime(2026, 1, 1, 11, 30, tzinfo=UTC), 1),
+                (datetime(2026, 1, 1, 12, 30, tzinfo=UTC), 2),
+            ]
+
+        await downgrade(engine, "0005")
+        async with engine.connect() as connection:
+            assert [tuple(r) for r in await connection.execute(hours)] == [
+                (datetime(2026, 1, 1, 12, tzinfo=UTC), 3)
+            ]
     finally:
         await engine.dispose()

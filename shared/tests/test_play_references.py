@@ -203,14 +203,29 @@ async def _hours_in_step(connection: asyncpg.Connection, user_id: uuid.UUID) -> 
     return sorted({row["hour"].minute for row in kept})
 
 
-async def test_a_zone_change_during_an_insert_waits_and_counts_its_plays(
-    db_engine: AsyncEngine,
+# A write of plays that reads the user's hour start: a new play, or one deleted.
+_WRITES = {
+    "insert": (INSERT_PLAY, T0 + timedelta(minutes=10)),
+    "delete": ("DELETE FROM plays WHERE user_id = $1 AND played_at = $2", T0),
+}
+
+
+async def _write(connection: asyncpg.Connection, kind: str, user_id: uuid.UUID, track: str) -> str:
+    sql, at = _WRITES[kind]
+    args = (user_id, at, track) if kind == "insert" else (user_id, at)
+    return str(await connection.execute(sql, *args))
+
+
+@pytest.mark.parametrize("kind", _WRITES)
+async def test_a_zone_change_during_a_write_waits_and_rebuilds_after_it(
+    db_engine: AsyncEngine, kind: str
 ) -> None:
     async with _writer_and_deleter(db_engine) as (user_id, track_id, writer, changer):
-        await writer.execute(INSERT_PLAY, user_id, T0 - timedelta(days=1), track_id)
+        for at in (T0 - timedelta(days=1), T0):
+            await writer.execute(INSERT_PLAY, user_id, at, track_id)
         writing = writer.transaction()
         await writing.start()
-        await writer.execute(INSERT_PLAY, user_id, T0 + timedelta(minutes=10), track_id)
+        await _write(writer, kind, user_id, track_id)
         # The change waits for the writer, then rebuilds with the writer's plays in sight.
         change = asyncio.create_task(
             changer.execute("UPDATE users SET hour_start_minute = 30 WHERE id = $1", user_id)
@@ -221,20 +236,20 @@ async def test_a_zone_change_during_an_insert_waits_and_counts_its_plays(
         assert await _hours_in_step(writer, user_id) == [30]
 
 
-async def test_an_insert_during_a_zone_change_uses_the_new_buckets(
-    db_engine: AsyncEngine,
+@pytest.mark.parametrize("kind", _WRITES)
+async def test_a_write_during_a_zone_change_waits_and_uses_the_new_buckets(
+    db_engine: AsyncEngine, kind: str
 ) -> None:
     async with _writer_and_deleter(db_engine) as (user_id, track_id, writer, changer):
-        await writer.execute(INSERT_PLAY, user_id, T0 - timedelta(days=1), track_id)
+        for at in (T0 - timedelta(days=1), T0):
+            await writer.execute(INSERT_PLAY, user_id, at, track_id)
         changing = changer.transaction()
         await changing.start()
         await changer.execute("UPDATE users SET hour_start_minute = 45 WHERE id = $1", user_id)
-        insert = asyncio.create_task(
-            writer.execute(INSERT_PLAY, user_id, T0 + timedelta(minutes=10), track_id)
-        )
+        write = asyncio.create_task(_write(writer, kind, user_id, track_id))
         await _wait_until_blocked(changer, writer.get_server_pid())
         await changing.commit()
-        assert await insert == "INSERT 0 1"
+        assert await write in ("INSERT 0 1", "DELETE 1")
         assert await _hours_in_step(writer, user_id) == [45]
 
 

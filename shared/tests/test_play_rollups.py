@@ -172,6 +172,15 @@ async def _hour_minutes(session: AsyncSession, user: User) -> set[int]:
     return set(result.all())
 
 
+async def _row_versions(session: AsyncSession, user: User) -> list[tuple[Any, ...]]:
+    """The hour rows of ``user`` with their row versions: a rewritten row gets a new one."""
+    return await _rows(
+        session,
+        "SELECT hour, xmin::text FROM play_hours WHERE user_id = ANY(:users) ORDER BY 1",
+        [user],
+    )
+
+
 async def test_hour_totals_start_where_the_users_hours_start(db_session: AsyncSession) -> None:
     ada, bob = await _listener(db_session, "Ada"), await _listener(db_session, "Bob")
     set_timezone(ada, "Asia/Kolkata")  # +05:30: local hours start at minute 30 of UTC's
@@ -186,15 +195,21 @@ async def test_hour_totals_start_where_the_users_hours_start(db_session: AsyncSe
     assert await _hour_minutes(db_session, bob) == {0}
 
     # Moving to another zone rebuilds the user's hours in its buckets, and only theirs.
+    bobs = await _row_versions(db_session, bob)
     for zone, minute in (("Asia/Kathmandu", 15), ("Europe/Berlin", 0), ("Asia/Kolkata", 30)):
         set_timezone(ada, zone)
         await db_session.flush()
         await _assert_in_step(db_session, ada, bob)
         assert await _hour_minutes(db_session, ada) == {minute}
-    # A move between zones of the same minute keeps the buckets as they are.
-    set_timezone(ada, "America/St_Johns")
-    await db_session.flush()
-    assert await _hour_minutes(db_session, ada) == {30}
+    assert await _row_versions(db_session, bob) == bobs
+    # Setting the same minute again (St John's starts hours at 30 too) rewrites nothing.
+    adas = await _row_versions(db_session, ada)
+    await db_session.execute(
+        update(User)
+        .where(User.id == ada.id)
+        .values(timezone="America/St_Johns", hour_start_minute=30)
+    )
+    assert await _row_versions(db_session, ada) == adas
 
     await db_session.execute(
         delete(Play).where(Play.user_id == ada.id, Play.played_at.in_(at[::3]))

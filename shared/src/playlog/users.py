@@ -49,7 +49,6 @@ async def create_user(
     spotify_user_id: str | None = None,
 ) -> User:
     display_name = validate_display_name(display_name)
-    validate_timezone(timezone)
     if spotify_user_id is not None:
         spotify_user_id = spotify_user_id.strip()
         if not spotify_user_id:
@@ -57,12 +56,8 @@ async def create_user(
         taken = await session.scalar(select(User.id).where(User.spotify_user_id == spotify_user_id))
         if taken is not None:
             raise Conflict(f"a user with Spotify id '{spotify_user_id}' already exists: {taken}")
-    user = User(
-        display_name=display_name,
-        timezone=timezone,
-        hour_start_minute=zone_hour_start(timezone),
-        spotify_user_id=spotify_user_id,
-    )
+    user = User(display_name=display_name, spotify_user_id=spotify_user_id)
+    set_timezone(user, timezone)
     session.add(user)
     await session.flush()
     await session.refresh(user)

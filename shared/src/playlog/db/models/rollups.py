@@ -1,8 +1,9 @@
-"""Running totals of plays, kept by triggers on ``plays`` (migration 0004).
+"""Running totals of plays, kept by triggers on ``plays`` (migrations 0004 to 0007).
 
 Analytics over a user's whole history would otherwise scan every play (a million rows
-for a heavy listener). ``play_hours`` holds one row per user and UTC hour with plays in
-it, ``play_tracks`` one row per user and track. Both are maintained inside the writing
+for a heavy listener). ``play_hours`` holds one row per user and hour with plays in it
+(hours start ``users.hour_start_minute`` past the UTC hour, where the user's local hours
+start), ``play_tracks`` one row per user and track. Both are maintained inside the writing
 transaction by statement-level triggers, so they are never stale and every writer (the
 collector, the importer, tests) keeps them without knowing they exist.
 
@@ -28,7 +29,7 @@ class PlayHour(Base):
     __tablename__ = "play_hours"
 
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    # Start of the UTC hour.
+    # Start of the hour: a UTC hour shifted by the user's hour_start_minute.
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     rows: Mapped[int] = mapped_column(Integer)
     plays: Mapped[int] = mapped_column(Integer)
