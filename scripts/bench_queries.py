@@ -7,7 +7,7 @@ scripts/export_generator.py, deterministic by seed) into a throwaway database, t
 each tool through the api in-process (`POST /mcp/call` with a personal access token over
 an ASGI transport: authentication, validation, SQL and JSON, without network noise) and
 prints p50/p95 over a 90-day window (the last 90 days of the data) and over all time.
-The user lives in Europe/Berlin. The tools that bucket by hour are then timed again for the
+The user lives in Europe/Berlin. Every tool that takes a zone is then timed again for the
 same user moved to Asia/Kolkata (+05:30: the hour totals are rebuilt at minute 30, and the
 rebuild is timed), and once with a tz=Asia/Kolkata override for the Berlin user, which
 buckets the raw plays (no target: an override into a zone whose hours start at another
@@ -55,9 +55,8 @@ from playlog_api.tools.registry import Tool, tools
 EXTRA_ARGS: dict[str, dict[str, Any]] = {"history_search": {"query": "love"}}
 TARGET_MS = {"history_taste_summary": (100.0, 500.0)}
 DEFAULT_TARGET_MS = 50.0
-# A zone whose local hours start at minute 30 of UTC's, and the tools that bucket by hour.
+# A zone whose local hours start at minute 30 of UTC's.
 HALF_HOUR_TZ = "Asia/Kolkata"
-HOUR_TOOLS = ("history_taste_summary", "history_listening_heatmap")
 
 
 def load(url: str, records: int, seed: int) -> str:
@@ -105,7 +104,7 @@ def windows(tool: Tool[Any, Any], last_day: date) -> dict[str, dict[str, Any] | 
             "all time": None,
         }
     if "start" not in fields:
-        return {"90 days": extra, "all time": None}
+        return {"latest": extra, "all time": None}
     recent = {"start": str(last_day - timedelta(days=89)), "end": str(last_day)}
     return {"90 days": {**extra, **recent}, "all time": {**extra, "days": 36500}}
 
@@ -145,7 +144,7 @@ class Timer:
 
 def target(tool: Tool[Any, Any], label: str) -> float:
     ninety, all_time = TARGET_MS.get(tool.name, (DEFAULT_TARGET_MS, float("nan")))
-    return ninety if label.startswith("90 days") else all_time
+    return all_time if label.startswith("all time") else ninety
 
 
 async def move(sessionmaker: async_sessionmaker[AsyncSession], user: str, zone: str) -> float:
@@ -182,7 +181,8 @@ async def bench(url: str, user: str, calls: int) -> None:
         api_public_url="http://bench",
     )
     history = [tool for tool in tools() if tool.name.startswith("history_")]
-    hourly = [tool for tool in history if tool.name in HOUR_TOOLS]
+    # Every tool that takes a zone buckets days or hours in it.
+    zoned = [tool for tool in history if "tz" in tool.input.model_fields]
     print(f"{'tool':<28} {'window':<32} {'p50 ms':>8} {'p95 ms':>8} {'target':>8}")
     async with (
         LifespanManager(create_app(settings)) as manager,
@@ -196,21 +196,21 @@ async def bench(url: str, user: str, calls: int) -> None:
                 if args is not None:
                     await timer.time(tool, label, args, target(tool, label))
         # The user (in Berlin) asking in a zone whose hours start at minute 30: raw plays.
-        for tool in hourly:
+        for tool in zoned:
             for label, args in windows(tool, last.date()).items():
-                assert args is not None
-                await timer.time(
-                    tool, f"{label} tz={HALF_HOUR_TZ}", {**args, "tz": HALF_HOUR_TZ}, math.nan
-                )
+                if args is not None:
+                    await timer.time(
+                        tool, f"{label} tz={HALF_HOUR_TZ}", {**args, "tz": HALF_HOUR_TZ}, math.nan
+                    )
         rebuild = await move(sessionmaker, user, HALF_HOUR_TZ)
         print(f"\nmoved the user to {HALF_HOUR_TZ}: hour totals rebuilt in {rebuild:.1f} s\n")
         try:
-            for tool in hourly:
+            for tool in zoned:
                 for label, args in windows(tool, last.date()).items():
-                    assert args is not None
-                    await timer.time(
-                        tool, f"{label}, user in {HALF_HOUR_TZ}", args, target(tool, label)
-                    )
+                    if args is not None:
+                        await timer.time(
+                            tool, f"{label}, user in {HALF_HOUR_TZ}", args, target(tool, label)
+                        )
         finally:
             await move(sessionmaker, user, home)
     await engine.dispose()

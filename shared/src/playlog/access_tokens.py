@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from playlog.db.engine import db_now
-from playlog.db.models import ApiToken, User
+from playlog.db.models import ApiToken
 from playlog.errors import Conflict, NotFound, ValidationFailed
+from playlog.users import find_user
 
 TOKEN_PREFIX = "plg_"  # noqa: S105 - a marker, not a secret
 # Characters of the token kept in clear to tell tokens apart: "plg_" and 8 random ones
@@ -82,16 +83,6 @@ def validate_name(name: str) -> str:
     return name
 
 
-async def _require_user(session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False) -> None:
-    statement = select(User.id).where(User.id == user_id)
-    if lock:
-        # FOR NO KEY UPDATE: concurrent creations for one user take turns, so two cannot
-        # both pass the cap; rows that merely reference the user are not blocked.
-        statement = statement.with_for_update(key_share=True)
-    if await session.scalar(statement) is None:
-        raise NotFound(f"no user with id {user_id}")
-
-
 async def create_token(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -108,7 +99,8 @@ async def create_token(
             raise ValidationFailed("expires_at must include a time zone")
         if expires_at <= await db_now(session):
             raise ValidationFailed("expires_at must be in the future")
-    await _require_user(session, user_id, lock=True)
+    # Concurrent creations for one user take turns, so two cannot both pass the cap.
+    await find_user(session, user_id, lock=True)
     active = await session.scalar(
         select(func.count()).select_from(ApiToken).where(ApiToken.user_id == user_id, _live())
     )
@@ -133,7 +125,7 @@ async def create_token(
 
 async def list_tokens(session: AsyncSession, user_id: uuid.UUID) -> list[ApiToken]:
     """Every token of the user, newest first, revoked and expired ones included."""
-    await _require_user(session, user_id)
+    await find_user(session, user_id)
     rows = await session.scalars(
         select(ApiToken)
         .where(ApiToken.user_id == user_id)
@@ -154,7 +146,7 @@ async def revoke_token(session: AsyncSession, user_id: uuid.UUID, token_id: uuid
         .execution_options(populate_existing=True)
     )
     if revoked is None:
-        await _require_user(session, user_id)
+        await find_user(session, user_id)
         raise NotFound(f"user {user_id} has no token with id {token_id}")
     return revoked
 
@@ -172,27 +164,30 @@ async def authenticate_token(session: AsyncSession, presented: str) -> ApiToken 
         or not presented.isascii()
     ):
         return None
-    token = await session.scalar(
-        select(ApiToken)
-        .where(ApiToken.token_hash == hash_token(presented), _live())
-        .execution_options(populate_existing=True)
+    stale = or_(
+        ApiToken.last_used_at.is_(None),
+        ApiToken.last_used_at < func.now() - LAST_USED_RESOLUTION,
     )
-    if token is None:
-        return None
-    used_at = await session.scalar(
-        update(ApiToken)
-        .where(
-            ApiToken.id == token.id,
-            or_(
-                ApiToken.last_used_at.is_(None),
-                ApiToken.last_used_at < func.now() - LAST_USED_RESOLUTION,
-            ),
+    found = (
+        await session.execute(
+            select(ApiToken, stale)
+            .where(ApiToken.token_hash == hash_token(presented), _live())
+            .execution_options(populate_existing=True)
         )
-        .values(last_used_at=func.now())
-        .returning(ApiToken.last_used_at)
-        .execution_options(synchronize_session=False)
-    )
-    if used_at is not None:
-        # Already written: record it on the object without marking it for another UPDATE.
-        set_committed_value(token, "last_used_at", used_at)
+    ).one_or_none()
+    if found is None:
+        return None
+    token, needs_write = found
+    # last_used_at is written at most once a minute: most requests read only.
+    if needs_write:
+        used_at = await session.scalar(
+            update(ApiToken)
+            .where(ApiToken.id == token.id, stale)
+            .values(last_used_at=func.now())
+            .returning(ApiToken.last_used_at)
+            .execution_options(synchronize_session=False)
+        )
+        if used_at is not None:
+            # Already written: record it on the object without marking it for another UPDATE.
+            set_committed_value(token, "last_used_at", used_at)
     return token

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 import zoneinfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.db.models import User
-from playlog.errors import Conflict, ValidationFailed
+from playlog.errors import Conflict, NotFound, ValidationFailed
 from playlog.history.hours import zone_hour_start
 
 MAX_NAME_LENGTH = 200
@@ -22,6 +23,16 @@ def validate_timezone(name: str) -> str:
             f"unknown time zone '{name}': use an IANA name such as Europe/Berlin"
         ) from None
     return name
+
+
+async def find_user(session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False) -> User:
+    """The user, or NotFound. ``lock`` holds the row (FOR NO KEY UPDATE) until the
+    transaction ends: the user cannot be deleted before rows that reference it are
+    written, and writers that check something of the user's take turns."""
+    user = await session.get(User, user_id, with_for_update={"key_share": True} if lock else None)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    return user
 
 
 def set_timezone(user: User, name: str) -> None:

@@ -72,6 +72,6 @@ def create_app(
     app.include_router(health_router)
     app.include_router(admin_router)
     app.include_router(auth_router)
-    tools_rest.install(app)
+    tools_rest.install(app, settings.api_public_url)
     mcp_manager = tools_mcp.install(app, settings.api_public_url)
     return app

@@ -242,17 +242,14 @@ async def finish(
     engine: AsyncEngine,
     job: ClaimedImport,
     report: ImportReport,
-    *,
-    error: str | None = None,
-    status: str | None = None,
 ) -> str | None:
     """Record the end of a job with its report (of the members handled, for an import
     that stopped half-way) and delete its upload; returns the final status."""
     values: dict[str, Any] = {
         "id": job.job_id,
         "owner": job.owner,
-        "status": status or report.status,
-        "error": error or report.error,
+        "status": report.status,
+        "error": report.error,
         "report": report.model_dump(mode="json"),
         "records": report.records_seen,
         "inserted": report.plays_inserted,
@@ -300,7 +297,7 @@ async def run_job(
             await requeue(engine, job)
             return JobOutcome("pending", None, str(exc))
         stopped = report_so_far(files, started, cancelled=True)
-        return JobOutcome(await finish(engine, job, stopped, status="cancelled"), None, str(exc))
+        return JobOutcome(await finish(engine, job, stopped), None, str(exc))
     except AppError as exc:
         refused = report_so_far(files, started, error=exc.message)
         return JobOutcome(await finish(engine, job, refused), None, exc.message)

@@ -22,11 +22,11 @@ from playlog.db.models import ImportJob
 from playlog.db.models.imports import FINISHED_IMPORT_STATUSES, IMPORT_CHANNEL
 from playlog.errors import Conflict, NotFound
 from playlog.exports.storage import delete_upload, upload_path
+from playlog.users import find_user
 from playlog.web.db import DbSession, get_sessionmaker
 from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit, matching
 from playlog_api.admin.schemas import ImportJobStatus, ImportJobView, ImportProgress
 from playlog_api.admin.uploads import FILE_FIELD, RAW_TYPES, StagedUpload, ZipUpload
-from playlog_api.admin.users import find_user
 from playlog_api.dependencies import Settings
 
 router = APIRouter()
@@ -193,7 +193,7 @@ async def upload_zip(
     upload = ZipUpload(request, settings.import_max_zip_size_bytes)
     received = await upload.save_to(await staged.open())
     # The user may have been deleted while the body streamed in.
-    await find_user(session, staged.user_id, key_share=True)
+    await find_user(session, staged.user_id, lock=True)
     await staged.complete()
     job = ImportJob(
         id=staged.job_id,

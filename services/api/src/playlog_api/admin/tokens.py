@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from playlog.access_tokens import (
     MAX_ACTIVE_TOKENS,
@@ -28,9 +27,7 @@ class TokenRequest(BaseModel):
     # never expires.
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH)
-    ]
+    name: str = Field(description=f"1 to {MAX_NAME_LENGTH} printable characters, blanks trimmed.")
     expires_at: AwareDatetime | None = None
 
 

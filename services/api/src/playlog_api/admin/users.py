@@ -20,9 +20,8 @@ from playlog.db.models import (
     SyncCheckpoint,
     User,
 )
-from playlog.errors import NotFound
 from playlog.spotify.tokens import TokenStatus, UserTokens, token_status
-from playlog.users import MAX_NAME_LENGTH, set_timezone, validate_display_name
+from playlog.users import MAX_NAME_LENGTH, find_user, set_timezone, validate_display_name
 from playlog.web.db import DbSession
 from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit
 from playlog_api.admin.deletion import delete_user
@@ -46,16 +45,6 @@ RECENT_IMPORTS = 10
 RECENT_GAPS = 20
 
 _USERS = Keyset(tuple[AwareDatetime, uuid.UUID], User.created_at, User.id)
-
-
-async def find_user(session: AsyncSession, user_id: uuid.UUID, *, key_share: bool = False) -> User:
-    """The user, or NotFound. ``key_share`` locks the row until the transaction ends, so
-    the user cannot be deleted before rows that reference it are written."""
-    lock = {"key_share": True} if key_share else None
-    user = await session.get(User, user_id, with_for_update=lock)
-    if user is None:
-        raise NotFound(f"no user with id {user_id}")
-    return user
 
 
 async def load_user(user_id: uuid.UUID, session: DbSession) -> User:

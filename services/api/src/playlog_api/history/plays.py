@@ -20,13 +20,12 @@ from playlog_api.history.totals import COUNTED, IN_WINDOW, LISTENING_MS, open_sc
 from playlog_api.history.window import MAX_DAYS, AllTimeDays, WindowArgs, WindowView
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
 
-SKIP_MS = 30_000
 # Stands in for "no upper bound" so the index condition is a plain range in both cases.
 _NO_BOUND = datetime(9999, 1, 1, tzinfo=UTC)
 
 _RECENT = f"""
     WITH recent AS (
-        SELECT p.played_at, p.track_id, p.ms_played, p.source
+        SELECT p.played_at, p.track_id, p.ms_played, p.source, NOT {COUNTED} AS skipped
         FROM plays p
         WHERE p.user_id = :user_id AND p.played_at < :before
             AND (:include_skips OR {COUNTED})
@@ -34,7 +33,7 @@ _RECENT = f"""
         FETCH FIRST (:limit) ROWS WITH TIES
     )
     SELECT r.played_at, r.track_id, tr.name, a.name, coalesce(tr.album_name, tr.show_name),
-        tr.kind, r.ms_played, r.source
+        tr.kind, r.ms_played, r.skipped, r.source
     FROM recent r
     JOIN tracks tr ON tr.track_id = r.track_id
     LEFT JOIN track_artists ta ON ta.track_id = r.track_id AND ta.position = 0
@@ -155,10 +154,10 @@ async def history_recent_plays(context: ToolContext, args: RecentPlaysArgs) -> R
             album=album,
             kind=kind,
             ms_played=ms_played,
-            skipped=ms_played is not None and ms_played < SKIP_MS,
+            skipped=skipped,
             source=source,
         )
-        for played_at, track_id, name, artist, album, kind, ms_played, source in page
+        for played_at, track_id, name, artist, album, kind, ms_played, skipped, source in page
     ]
     return RecentPlays(plays=items, next_before=items[-1].played_at if more else None)
 

@@ -94,34 +94,40 @@ class Hourly:
     days: list[Day]
 
 
+# A window's music: per-track totals with the track's names and primary artist.
+_MUSIC = """
+    SELECT t.track_id, t.plays, t.listening_ms, tr.name, tr.album_name,
+        a.name AS artist, a.artist_id
+    FROM ({track_plays}) t
+    JOIN tracks tr ON tr.track_id = t.track_id AND tr.kind = 'track'
+    LEFT JOIN track_artists ta ON ta.track_id = t.track_id AND ta.position = 0
+    LEFT JOIN artists a ON a.artist_id = ta.artist_id
+    WHERE t.plays > 0"""
+# The order of every top-tracks list, over rows with plays, listening_ms, name, track_id.
+TRACK_ORDER = "plays DESC, listening_ms DESC, name, track_id"
+# The top artists of the music rows "m" (one rule for the summary and the artists tool).
+_TOP_ARTISTS = f"""
+    SELECT artist, {ARTIST_ID} AS artist_id, sum(plays) AS plays,
+        sum(listening_ms) AS listening_ms, count(*) AS tracks
+    FROM m a WHERE artist IS NOT NULL GROUP BY artist
+    ORDER BY 3 DESC, 4 DESC, artist LIMIT :limit"""
+
+
 async def music(session: AsyncSession, scope: Scope, limit: int) -> Music:
     """Distinct tracks and artists, top tracks and artists and repeat figures, in one
     statement: the per-track totals are joined to the catalog once and reused."""
     sql = f"""
-        WITH m AS MATERIALIZED (
-            SELECT t.track_id, t.plays, t.listening_ms, tr.name, tr.album_name,
-                a.name AS artist, a.artist_id
-            FROM ({scope.track_plays}) t
-            JOIN tracks tr ON tr.track_id = t.track_id AND tr.kind = 'track'
-            LEFT JOIN track_artists ta ON ta.track_id = t.track_id AND ta.position = 0
-            LEFT JOIN artists a ON a.artist_id = ta.artist_id
-            WHERE t.plays > 0
-        )
+        WITH m AS MATERIALIZED ({_MUSIC.format(track_plays=scope.track_plays)})
         SELECT
             (SELECT json_build_array(count(*), count(DISTINCT artist), coalesce(sum(plays), 0),
                 count(*) FILTER (WHERE plays = 1), count(*) FILTER (WHERE plays >= 10),
                 coalesce(max(plays), 0)) FROM m),
             (SELECT coalesce(json_agg(json_build_array(track_id, name, artist, album_name,
-                plays, listening_ms) ORDER BY plays DESC, listening_ms DESC, name, track_id),
-                '[]')
-             FROM (SELECT * FROM m ORDER BY plays DESC, listening_ms DESC, name, track_id
-                   LIMIT :limit) top),
+                plays, listening_ms) ORDER BY {TRACK_ORDER}), '[]')
+             FROM (SELECT * FROM m ORDER BY {TRACK_ORDER} LIMIT :limit) top),
             (SELECT coalesce(json_agg(json_build_array(artist, artist_id, plays, listening_ms,
                 tracks) ORDER BY plays DESC, listening_ms DESC, artist), '[]')
-             FROM (SELECT artist, {ARTIST_ID} AS artist_id,
-                     sum(plays) AS plays, sum(listening_ms) AS listening_ms, count(*) AS tracks
-                   FROM m a WHERE artist IS NOT NULL GROUP BY artist
-                   ORDER BY 3 DESC, 4 DESC, artist LIMIT :limit) top)"""
+             FROM ({_TOP_ARTISTS}) top)"""
     counts, tracks, artists = (await _rows(session, sql, {**scope.params, "limit": limit}))[0]
     unique, unique_artists, plays, once, ten_plus, most = counts
     return Music(
@@ -201,16 +207,7 @@ async def top_tracks(session: AsyncSession, scope: Scope, limit: int) -> list[Tr
 
 
 async def top_artists(session: AsyncSession, scope: Scope, limit: int) -> list[ArtistCount]:
-    sql = f"""
-        SELECT a.name, {ARTIST_ID}, sum(t.plays), sum(t.listening_ms),
-            count(*) FILTER (WHERE t.plays > 0)
-        FROM ({scope.track_plays}) t
-        JOIN tracks tr ON tr.track_id = t.track_id AND tr.kind = 'track'
-        JOIN track_artists ta ON ta.track_id = t.track_id AND ta.position = 0
-        JOIN artists a ON a.artist_id = ta.artist_id
-        GROUP BY a.name HAVING sum(t.plays) > 0
-        ORDER BY 3 DESC, 4 DESC, a.name
-        LIMIT :limit"""
+    sql = f"WITH m AS ({_MUSIC.format(track_plays=scope.track_plays)}) {_TOP_ARTISTS}"
     return _artist_counts(await _rows(session, sql, {**scope.params, "limit": limit}))
 
 
@@ -231,10 +228,9 @@ async def repeat_stats(
                 count(*) FILTER (WHERE plays = 1), count(*) FILTER (WHERE plays >= 10),
                 coalesce(max(plays), 0)) FROM m),
             (SELECT coalesce(json_agg(json_build_array(top.track_id, top.name, a.name,
-                top.album_name, top.plays, top.listening_ms)
-                ORDER BY top.plays DESC, top.listening_ms DESC, top.name, top.track_id), '[]')
-             FROM (SELECT * FROM m ORDER BY plays DESC, listening_ms DESC, name, track_id
-                   LIMIT :limit) top
+                top.album_name, top.plays, top.listening_ms) ORDER BY top.n), '[]')
+             FROM (SELECT *, row_number() OVER (ORDER BY {TRACK_ORDER}) AS n FROM m
+                   ORDER BY {TRACK_ORDER} LIMIT :limit) top
              LEFT JOIN track_artists ta ON ta.track_id = top.track_id AND ta.position = 0
              LEFT JOIN artists a ON a.artist_id = ta.artist_id)"""
     counts, tracks = (await _rows(session, sql, {**scope.params, "limit": limit}))[0]

@@ -1,7 +1,7 @@
 """``history_repeat_rate``: how much of the listening goes to tracks heard again.
 
 The per-track part (plays, distinct tracks, tracks played once or ten times, the most
-played tracks) comes from ``queries.music``, so it follows the window's running totals
+played tracks) comes from ``queries.repeat_stats``, so it follows the window's running totals
 when they apply.
 Back-to-back repeats need the order of plays, so they are read from the window's raw
 plays in ``played_at`` order, walking the (user_id, played_at, track_id) index.

@@ -11,18 +11,14 @@ from playlog_api.history.coverage import Coverage, coverage
 from playlog_api.history.schemas import (
     ArtistCount,
     Heatmap,
-    Limit,
+    LimitedWindowArgs,
     RepeatStats,
     Totals,
     TrackCount,
 )
 from playlog_api.history.totals import open_scope
-from playlog_api.history.window import WindowArgs, WindowView
+from playlog_api.history.window import WindowView
 from playlog_api.tools.registry import ToolContext, tool
-
-
-class TasteSummaryArgs(WindowArgs):
-    limit: Limit = 10
 
 
 class TasteSummary(BaseModel):
@@ -45,7 +41,7 @@ class TasteSummary(BaseModel):
 
 
 @tool("history_taste_summary", path="taste-summary")
-async def history_taste_summary(context: ToolContext, args: TasteSummaryArgs) -> TasteSummary:
+async def history_taste_summary(context: ToolContext, args: LimitedWindowArgs) -> TasteSummary:
     """A one-call overview of the user's listening over a window: plays, top artists and
     tracks, repeats, a weekday x hour heatmap and coverage. The window defaults to the last
     90 days (days=36500 for all time). Plays follow the 30-second rule; skips, listening

@@ -16,12 +16,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
 from playlog.db.engine import db_now
-from playlog.db.models import ImportJob, JobRun, SyncCheckpoint
+from playlog.db.models import ImportJob, JobRun, SpotifyToken, SyncCheckpoint
 from playlog.logging import redact
-from playlog.spotify.tokens import TokenState
+from playlog.spotify.tokens import TokenState, token_status
+from playlog.web.pagination import matching
 from playlog_api.admin.imports import import_progress, safe_filename
 from playlog_api.admin.schemas import ImportJobStatus, ImportProgress, JobStatus, JobType
-from playlog_api.admin.users import spotify_status
 from playlog_api.history.schemas import Limit
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
 
@@ -130,7 +130,7 @@ async def ops_sync_status(context: ToolContext, args: NoArgs) -> SyncStatusResul
     session = context.session
     user_id = context.user.id
     now = await db_now(session)
-    _, token = await spotify_status(session, user_id)
+    token = token_status(await session.get(SpotifyToken, user_id, populate_existing=True), now)
     checkpoint = await session.get(SyncCheckpoint, user_id, populate_existing=True)
     first, last, rows, plays, tracks, gaps = (
         await session.execute(_STORED, {"user_id": user_id})
@@ -205,11 +205,10 @@ async def ops_latest_job_runs(context: ToolContext, args: JobRunsArgs) -> JobRun
     """The user's latest collector job runs, newest first: polls of recent plays, the
     initial sync, export imports and enrichment, each with its status, duration, counters
     and error. Filter by job_type or status, for example status=error to see what failed."""
-    statement = select(JobRun).where(JobRun.user_id == context.user.id)
-    if args.job_type is not None:
-        statement = statement.where(JobRun.job_type == args.job_type)
-    if args.status is not None:
-        statement = statement.where(JobRun.status == args.status)
+    statement = select(JobRun).where(
+        JobRun.user_id == context.user.id,
+        *matching((JobRun.job_type, args.job_type), (JobRun.status, args.status)),
+    )
     runs = await context.session.scalars(
         statement.order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(args.limit)
     )
@@ -267,9 +266,9 @@ async def ops_latest_import_jobs(context: ToolContext, args: ImportJobsArgs) -> 
     """The user's latest imports of a Spotify data export, newest first: status, progress,
     records read, plays stored, duplicates, records skipped per reason, the date range
     imported and any error. Use it to tell whether an uploaded export has been loaded."""
-    statement = select(ImportJob).where(ImportJob.user_id == context.user.id)
-    if args.status is not None:
-        statement = statement.where(ImportJob.status == args.status)
+    statement = select(ImportJob).where(
+        ImportJob.user_id == context.user.id, *matching((ImportJob.status, args.status))
+    )
     jobs = (
         await context.session.scalars(
             statement.order_by(ImportJob.created_at.desc(), ImportJob.id.desc()).limit(args.limit)

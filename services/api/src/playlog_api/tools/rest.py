@@ -5,10 +5,11 @@ OpenAPI document of the ``/me`` routes alone, ready for a ChatGPT action."""
 from __future__ import annotations
 
 import inspect
+import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -16,7 +17,6 @@ from pydantic import BaseModel, Field
 from playlog import __version__
 from playlog.errors import AppError, ValidationFailed
 from playlog.web.db import DbSession
-from playlog_api.dependencies import Settings
 from playlog_api.tools.access import Caller, authenticate
 from playlog_api.tools.invoke import invoke, parse_args
 from playlog_api.tools.registry import Tool, find, tools
@@ -202,12 +202,16 @@ def gpt_openapi(me: APIRouter, server_url: str) -> dict[str, Any]:
     return spec
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, public_url: str) -> None:
     me, admin = tool_routers()
     app.include_router(router)
     app.include_router(me)
     app.include_router(admin)
+    # Built on the first request (it takes a few hundred ms) and served as is afterwards.
+    document: list[bytes] = []
 
     @app.get("/openapi-gpt.json", include_in_schema=False)
-    async def openapi_gpt(settings: Settings) -> dict[str, Any]:
-        return gpt_openapi(me, settings.api_public_url)
+    async def openapi_gpt() -> Response:
+        if not document:
+            document.append(json.dumps(gpt_openapi(me, public_url)).encode())
+        return Response(document[0], media_type="application/json")
