@@ -16,7 +16,8 @@ minute than the user's is the slow path).
     .venv/bin/python scripts/bench_queries.py --records 1000000 --calls 30
     .venv/bin/python scripts/bench_queries.py --database-url postgresql://…/db --user ID
 
-With --database-url and --user the plays already stored there are used instead.
+With --database-url and --user the plays already stored there are used instead;
+--tools times only the named tools (comma-separated).
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ async def move(sessionmaker: async_sessionmaker[AsyncSession], user: str, zone: 
         return time.perf_counter() - started
 
 
-async def bench(url: str, user: str, calls: int) -> None:
+async def bench(url: str, user: str, calls: int, only: set[str] | None = None) -> None:
     engine: AsyncEngine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
     async with sessionmaker() as session:
@@ -180,7 +181,11 @@ async def bench(url: str, user: str, calls: int) -> None:
         admin_token=generate_token(),
         api_public_url="http://bench",
     )
-    history = [tool for tool in tools() if tool.name.startswith("history_")]
+    history = [
+        tool
+        for tool in tools()
+        if tool.name.startswith("history_") and (only is None or tool.name in only)
+    ]
     # Every tool that takes a zone buckets days or hours in it.
     zoned = [tool for tool in history if "tz" in tool.input.model_fields]
     print(f"{'tool':<28} {'window':<32} {'p50 ms':>8} {'p95 ms':>8} {'target':>8}")
@@ -225,11 +230,15 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=30, help="timed calls per tool and window")
     parser.add_argument("--database-url", help="use the plays already stored there")
     parser.add_argument("--user", help="with --database-url: the user to ask about")
+    parser.add_argument("--tools", help="only these tools, comma-separated")
     args = parser.parse_args()
+    only = set(args.tools.split(",")) if args.tools else None
+    if only and (unknown := only - {tool.name for tool in tools()}):
+        parser.error(f"unknown tools: {', '.join(sorted(unknown))}")
     if args.database_url:
         if not args.user:
             parser.error("--database-url needs --user")
-        asyncio.run(bench(args.database_url, args.user, args.calls))
+        asyncio.run(bench(args.database_url, args.user, args.calls, only))
         return
 
     async def scratch() -> None:
@@ -237,7 +246,7 @@ def main() -> None:
             user = load(database.url, args.records, args.seed)
             async with database.engine.begin() as connection:
                 await connection.execute(text("ANALYZE"))
-            await bench(database.url, user, args.calls)
+            await bench(database.url, user, args.calls, only)
 
     asyncio.run(scratch())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import zipfile
 from pathlib import Path
@@ -194,6 +195,79 @@ def test_malformed_members_fail_with_a_clear_reason(
     outcome = read_all(path)[extended_member()]
     assert isinstance(outcome, str)
     assert message in outcome
+
+
+# Names that hold what the bulk parser cuts at (a "}" ends a record) and more.
+_TRICKY_NAMES = ("Plain", "Brace } inside", '"}, {" quoted', "Ends with }", "\\}", "Ünï}cödé ♫")
+
+
+def _tricky_records(count: int) -> list[dict[str, Any]]:
+    records = []
+    for i in range(count):
+        name = _TRICKY_NAMES[i % len(_TRICKY_NAMES)]
+        record = track_play(
+            f"2024-01-01T{i // 3600 % 24:02}:{i // 60 % 60:02}:{i % 60:02}Z", name=f"{name} {i}"
+        )
+        if i % 7 == 0:  # fields a future export may add, nested
+            record["extra"] = {"ids": [i, {"deep": "}"}], "note": None}
+        records.append(record)
+    return records
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["indented", "compact", "one huge string", "bom and blanks", "empty array"],
+)
+def test_records_are_read_exactly_whatever_their_layout(tmp_path: Path, layout: str) -> None:
+    """Records are parsed in bulk a chunk at a time, falling back to the streaming
+    parser where a chunk cannot be cut; either way every record comes out as written."""
+    records = _tricky_records(3000)
+    if layout == "one huge string":
+        records[1000]["master_metadata_track_name"] = "}, {" * 200_000  # 800 KB
+    if layout == "empty array":
+        records = []
+    indent = None if layout == "compact" else 2
+    content = json.dumps(records, ensure_ascii=False, indent=indent).encode()
+    if layout == "bom and blanks":
+        content = b"\xef\xbb\xbf \n\t" + content + b" \n" * 300_000
+    assert len(content) > 600_000 or not records
+    path = write_zip(tmp_path / "e.zip", {extended_member(): content})
+    assert read_all(path)[extended_member()] == records
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        (b",]", "not valid JSON after record 3000"),
+        (b', {"ts": "2024-01-02T00:00:00Z", "ms_pla', "ends abruptly after record 3000"),
+        (b"]" + b" " * 600_000 + b"x", "unexpected data after the JSON array"),
+        (b"] x", "unexpected data after the JSON array"),
+        (b"}]", "not valid JSON after record 3000"),
+        (b", oops]", "not valid JSON after record 3000"),
+    ],
+)
+def test_a_member_broken_after_many_records_names_where(
+    tmp_path: Path, tail: bytes, message: str
+) -> None:
+    content = json.dumps(_tricky_records(3000), indent=2).encode()
+    assert content.endswith(b"]")
+    path = write_zip(tmp_path / "e.zip", {extended_member(): content[:-1] + tail})
+    outcome = read_all(path)[extended_member()]
+    assert isinstance(outcome, str)
+    assert message in outcome
+
+
+def test_a_bad_token_midway_names_the_records_before_it(tmp_path: Path) -> None:
+    records = json.dumps(_tricky_records(3000), indent=2).encode()
+    marker = b'"ms_played": 213000'
+    position = -1
+    for _ in range(2001):  # the 2001st record's ms_played
+        position = records.index(marker, position + 1)
+    broken = records[:position] + b'"ms_played": 21x3000' + records[position + len(marker) :]
+    path = write_zip(tmp_path / "e.zip", {extended_member(): broken})
+    outcome = read_all(path)[extended_member()]
+    assert isinstance(outcome, str)
+    assert outcome.startswith("not valid JSON after record 2000: ")
 
 
 def test_records_become_rows_or_counted_skips() -> None:

@@ -106,6 +106,24 @@ async def test_totals_follow_inserts_and_deletes(db_session: AsyncSession) -> No
     ).one()
     assert (first, last) == (minutes[1], minutes[8])
 
+    # A track left with skips only keeps its row, without first or last play.
+    await db_session.execute(
+        delete(Play).where(
+            Play.user_id == ada.id,
+            Play.track_id == song.track_id,
+            Play.played_at.in_(minutes[1:9]),
+        )
+    )
+    await _assert_in_step(db_session, ada, bob)
+    bounds = await db_session.execute(
+        text(
+            "SELECT rows, first_played_at, last_played_at FROM play_tracks"
+            " WHERE user_id = :u AND track_id = :t"
+        ),
+        {"u": ada.id, "t": song.track_id},
+    )
+    assert bounds.one() == (5, None, None)
+
     # Deleting every play of a track removes its totals row, and emptied hours go too.
     await db_session.execute(delete(Play).where(Play.user_id == ada.id))
     await _assert_in_step(db_session, ada, bob)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal, Protocol
 
 import ijson
+import orjson
 
 from playlog.errors import ValidationFailed
 from playlog.exports.storage import ZIP_SIGNATURE
@@ -25,6 +26,9 @@ Format = Literal["extended", "account_data"]
 
 _BOM = b"\xef\xbb\xbf"
 _CHUNK = 256 * 1024
+# Bulk parsing (see _bulk): cuts tried per chunk, and the most unparsed bytes held.
+_BULK_TRIES = 2
+_BULK_MAX = 4 * 1024 * 1024
 MB = 1024 * 1024
 
 # History files by name (any folder depth). Video history is deliberately absent.
@@ -296,18 +300,16 @@ def _parse(stream: _MemberStream, member: HistoryMember) -> Iterator[dict[str, A
         if not chunk:
             raise MemberFailed("the file is empty")
         head += chunk
-    first = head.lstrip()[:1]
-    if first == b"{":
+    head = head.lstrip()
+    if head[:1] == b"{":
         raise MemberFailed("expected a JSON array of records, found a JSON object")
-    if first != b"[":
+    if head[:1] != b"[":
         raise MemberFailed("not JSON: the file does not start with a JSON array")
     required = REQUIRED_KEYS[member.format]
-    index = -1
+    count = 0
     try:
-        for index, record in enumerate(
-            ijson.items(_Peeked(head, stream), "item", use_float=True, buf_size=_CHUNK)
-        ):
-            if index == 0:
+        for record in _records(stream, head[1:]):
+            if count == 0:
                 if not isinstance(record, dict):
                     raise MemberFailed(
                         f"expected JSON objects as records, found {_json_type(record)}"
@@ -318,6 +320,7 @@ def _parse(stream: _MemberStream, member: HistoryMember) -> Iterator[dict[str, A
                         + ", ".join(sorted(required - record.keys()))
                         + ")"
                     )
+            count += 1
             yield record
         # Whatever follows the array must be blank; reading to the end also makes
         # zipfile check the member's CRC.
@@ -325,17 +328,77 @@ def _parse(stream: _MemberStream, member: HistoryMember) -> Iterator[dict[str, A
             if tail.strip():
                 raise MemberFailed("unexpected data after the JSON array")
     except ijson.IncompleteJSONError as exc:
-        where = f" after record {index + 1}" if index >= 0 else ""
+        where = f" after record {count}" if count else ""
         if "trailing garbage" in str(exc):
             raise MemberFailed("unexpected data after the JSON array") from None
         if "premature EOF" in str(exc) or "Incomplete JSON" in str(exc):
             raise MemberFailed(f"the JSON ends abruptly{where} (file truncated?)") from None
         raise MemberFailed(f"not valid JSON{where}: {_first_line(exc)}") from None
     except ijson.JSONError as exc:
-        where = f" after record {index + 1}" if index >= 0 else ""
+        where = f" after record {count}" if count else ""
         raise MemberFailed(f"not valid JSON{where}: {_first_line(exc)}") from None
     except UnicodeDecodeError:
         raise MemberFailed("not UTF-8 text") from None
+
+
+def _records(stream: _MemberStream, rest: bytes) -> Iterator[Any]:
+    """The array's elements, from ``rest`` (what follows its ``[``) and the stream.
+
+    Runs of whole records are parsed in bulk (:func:`_bulk`); where that cannot go on,
+    the streaming parser takes over from the last record parsed, and judges what is
+    there: the array's end, or an error with its own message.
+    """
+    rest, started = yield from _bulk(stream, rest)
+    body = rest.lstrip()
+    if body[:1] == b"]" and not body[1:].strip():
+        return
+    # After parsed records the rest starts at their separator: an empty object stands
+    # in for them, so the streaming parser sees a well-formed array up to that point.
+    prefix = b"[{}" if started else b"["
+    items = ijson.items(_Peeked(prefix + rest, stream), "item", use_float=True, buf_size=_CHUNK)
+    if started:
+        next(items, None)
+    yield from items
+
+
+def _bulk(stream: _MemberStream, rest: bytes) -> Generator[Any, None, tuple[bytes, bool]]:
+    """Parse whole records a chunk at a time; return the unparsed rest and whether any
+    record was parsed.
+
+    Each chunk is cut after its last ``}`` and parsed as an array. A cut that is not the
+    end of a top-level record (inside a string, or in a nested object) leaves an
+    unterminated string or object, so such a parse always fails, and then the ``}``
+    before is tried. Anything else (the end of the array, odd or broken input, a record
+    larger than :data:`_BULK_MAX`) stops this and is left to the streaming parser.
+    """
+    started = False
+    while True:
+        chunk = stream.read(_CHUNK)
+        rest += chunk
+        body = rest.lstrip()
+        if started:
+            if not body and chunk:
+                continue
+            if body[:1] != b",":
+                return rest, started
+            body = body[1:]
+        parsed = None
+        cut = body.rfind(b"}")
+        for _ in range(_BULK_TRIES):
+            if cut < 0:
+                break
+            try:
+                parsed = orjson.loads(b"[" + body[: cut + 1] + b"]")
+                break
+            except orjson.JSONDecodeError:
+                cut = body.rfind(b"}", 0, cut)
+        if parsed is None:
+            if not chunk or cut >= 0 or len(rest) > _BULK_MAX:
+                return rest, started
+            continue
+        started = True
+        rest = body[cut + 1 :]
+        yield from parsed
 
 
 def _json_type(value: object) -> str:

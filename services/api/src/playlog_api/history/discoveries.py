@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog_api.history.queries import ARTIST_ID
 from playlog_api.history.schemas import LimitedWindowArgs, hours, share
-from playlog_api.history.totals import COUNTED, LISTENING_MS, Scope, open_scope
+from playlog_api.history.totals import COUNTED, IN_WINDOW, LISTENING_MS, Scope, open_scope
 from playlog_api.history.window import WindowView
 from playlog_api.tools.registry import ToolContext, tool
 
@@ -63,15 +63,16 @@ class Discoveries(BaseModel):
 
 
 # A new track's plays in the window: from the running totals when the window holds the
-# whole history, else counted from its own plays (index on user, track, played_at), which
-# reads only the new tracks' rows rather than the whole window.
-_WINDOW_PLAYS_ROLLUP = "SELECT f.rollup_plays AS plays, f.rollup_ms AS listening_ms"
+# whole history, else from the window's plays of the new tracks (one pass over the window).
+_WINDOW_PLAYS_ROLLUP = (
+    "CROSS JOIN LATERAL (SELECT f.rollup_plays AS plays, f.rollup_ms AS listening_ms) w"
+)
 _WINDOW_PLAYS_RAW = f"""
-    SELECT count(*) FILTER (WHERE {COUNTED}) AS plays,
-        coalesce(sum({LISTENING_MS}), 0) AS listening_ms
-    FROM plays p
-    WHERE p.user_id = :user_id AND p.track_id = f.track_id
-        AND p.played_at >= :start AND p.played_at < :end"""
+    JOIN (SELECT p.track_id, count(*) FILTER (WHERE {COUNTED}) AS plays,
+              sum({LISTENING_MS}) AS listening_ms
+          FROM plays p
+          WHERE {IN_WINDOW} AND p.track_id IN (SELECT track_id FROM fresh)
+          GROUP BY p.track_id) w ON w.track_id = f.track_id"""
 
 
 # Only the candidates' catalogues are looked at; LIMIT 1 keeps the lookup per artist id
@@ -124,7 +125,7 @@ def _discoveries_sql(scope: Scope) -> str:
                 c.album_name, c.artist, c.artist_id
             FROM fresh f
             {catalog}
-            CROSS JOIN LATERAL ({window_plays}) w
+            {window_plays}
         ),
         -- Artists of new tracks who had a track first played before the window, under
         -- any artist id of the same name: heard before, so not new.

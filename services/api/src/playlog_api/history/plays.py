@@ -4,7 +4,7 @@
 LIMIT and pages by keyset (``before``), so a page costs the same at any depth.
 ``history_search`` first finds the matching tracks among those the user has played
 (``play_tracks``), then totals their plays: from ``play_tracks`` itself when the window
-holds the whole history, else through the (user_id, track_id, played_at) index.
+holds the whole history, else from the window's plays of those tracks.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Identity,
-    Index,
     Integer,
     Text,
     UniqueConstraint,
@@ -30,8 +29,6 @@ class Play(Base):
         # Also serves "latest plays of a user" (user_id, played_at DESC) by a backward
         # scan, so no second index on (user_id, played_at) slows down bulk imports.
         UniqueConstraint("user_id", "played_at", "track_id"),
-        # Plays of one track: first plays (discoveries), search, rollup upkeep.
-        Index(None, "user_id", "track_id", "played_at"),
         one_of("source", SOURCES),
         CheckConstraint("ms_played IS NULL OR ms_played >= 0", name="ms_played_not_negative"),
     )
