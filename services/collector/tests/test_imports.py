@@ -220,3 +220,34 @@ async def test_zips_dropped_into_the_watch_dir_are_imported(
     assert not dropped.exists()
     assert stray.exists()
     assert await play_count(committed, user_id) == 6
+
+
+async def test_left_over_uploads_are_removed_and_live_ones_kept(
+    settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
+) -> None:
+    # A pending job's upload, unchanged for hours: it is still to be imported.
+    _, pending_id, pending = await queued_job(committed, settings.upload_dir)
+    folder = pending.parent
+    cut_off = folder / f"{uuid.uuid4()}.zip.part"  # an upload cut off by a crash
+    ended = folder / f"{uuid.uuid4()}.zip"  # a job that ended without deleting it
+    writing = folder / f"{uuid.uuid4()}.zip.part"  # an upload arriving right now
+    notes = folder / "notes.txt"  # not an upload
+    for path in (cut_off, ended, writing, notes):
+        path.write_bytes(b"PK\x03\x04")
+    hours_ago = time.time() - 3 * 3600
+    for path in (pending, cut_off, ended, notes):
+        os.utime(path, (hours_ago, hours_ago))
+
+    importer = worker(settings, db_engine, committed)
+    importer.stop.set()  # sweep only: no job is claimed
+    await importer.tick(asyncio.Event())
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        p.name for p in (pending, writing, notes)
+    )
+    assert (await job_row(committed, pending_id)).status == "pending"
+
+    # Swept once an hour, not on every tick.
+    cut_off.write_bytes(b"PK\x03\x04")
+    os.utime(cut_off, (hours_ago, hours_ago))
+    await importer.tick(asyncio.Event())
+    assert cut_off.exists()

@@ -21,15 +21,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from playlog.db.engine import create_engine
 from playlog.db.models import ImportJob, User
+from playlog.db.models.imports import FINISHED_IMPORT_STATUSES
 from playlog.exports import jobs
 from playlog.exports.jobs import ClaimedImport
-from playlog.exports.storage import upload_path
+from playlog.exports.storage import remove_leftover_uploads, upload_path
 from playlog.logging import log_context
 from playlog_collector.settings import CollectorSettings
 
 log = logging.getLogger(__name__)
 # A dropped file must be this still before it is taken: it may still be copied in.
 SETTLE_SECONDS = 5.0
+# How often UPLOAD_DIR is cleared of files no job reads (and at start).
+LEFTOVER_SWEEP_SECONDS = 3600.0
 
 
 class ImportWorker:
@@ -49,13 +52,21 @@ class ImportWorker:
         self.task: asyncio.Task[None] | None = None
         self.stop = threading.Event()
         self._warned: set[Path] = set()
+        self._next_sweep = 0.0
 
     @property
     def busy(self) -> bool:
         return self.task is not None and not self.task.done()
 
     async def tick(self, on_done: asyncio.Event) -> None:
-        """Take dropped files in, then start the oldest runnable job if none is running."""
+        """Take dropped files in, then start the oldest runnable job if none is running;
+        now and then, remove upload files that no job reads."""
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + LEFTOVER_SWEEP_SECONDS
+            try:
+                await self._sweep()
+            except Exception:
+                log.exception("could not clear left-over uploads")
         if self.settings.import_watch_dir is not None:
             await self._take_dropped(self.settings.import_watch_dir)
         if self.busy or self.stop.is_set():
@@ -106,6 +117,19 @@ class ImportWorker:
             return (await jobs.run_job(engine, job, self.settings, hooks)).status
         finally:
             await engine.dispose()
+
+    async def _sweep(self) -> None:
+        async with self.sessionmaker() as session:
+            live = await session.scalars(
+                select(ImportJob.storage_path).where(
+                    ImportJob.status.not_in(FINISHED_IMPORT_STATUSES),
+                    ImportJob.storage_path.is_not(None),
+                )
+            )
+            paths = [path for path in live if path is not None]
+        removed = await asyncio.to_thread(remove_leftover_uploads, self.settings.upload_dir, paths)
+        if removed:
+            log.info("removed left-over uploads", extra={"files": removed})
 
     async def _take_dropped(self, watch_dir: Path) -> None:
         for path in await asyncio.to_thread(_settled_zips, watch_dir):

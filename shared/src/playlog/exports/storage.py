@@ -8,7 +8,9 @@ and no symbolic link is followed out of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +19,9 @@ log = logging.getLogger(__name__)
 
 # Every ZIP with at least one member starts with a local file header.
 ZIP_SIGNATURE = b"PK\x03\x04"
+# An upload file that no pending or running job reads and that has not changed for this
+# long is left over (an upload cut off by a crash, a job whose end did not delete it).
+LEFTOVER_AFTER_S = 3600.0
 
 
 def upload_path(upload_dir: Path, user_id: uuid.UUID, job_id: uuid.UUID) -> Path:
@@ -46,6 +51,28 @@ async def delete_upload(upload_dir: Path, path: str | None) -> None:
         await asyncio.to_thread(remove_upload_files, upload_dir, [path])
     except OSError as exc:
         log.warning("could not delete an import upload: %s", type(exc).__name__)
+
+
+def remove_leftover_uploads(
+    upload_dir: Path, live: Iterable[str], *, older_than_s: float = LEFTOVER_AFTER_S
+) -> int:
+    """Remove the upload files (``<user>/<job>.zip`` and ``.zip.part``) that no path in
+    ``live`` names and that have not changed for ``older_than_s``; return how many went.
+    A file still being written, or just renamed into place for a job about to be
+    committed, is recent and stays."""
+    root = upload_dir.resolve()
+    if not root.is_dir():
+        return 0
+    kept = {target for path in live if (target := inside(root, Path(path))) is not None}
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for pattern in ("*/*.zip", "*/*.zip.part"):
+        for path in root.glob(pattern):
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+                if path not in kept and path.is_file() and path.lstat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+    return removed
 
 
 def inside(root: Path, path: Path) -> Path | None:
