@@ -18,6 +18,7 @@ from playlog_api.history.schemas import ArtistCount, Limit, TrackCount
 from playlog_api.history.totals import Scope, load_scope
 from playlog_api.history.window import (
     EPOCH,
+    LAST_DAY,
     MAX_DAYS,
     Tz,
     WindowView,
@@ -26,7 +27,6 @@ from playlog_api.history.window import (
 )
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
 
-LAST_DAY = date(2100, 12, 31)
 _DATE_NAMES = ("a_start", "a_end", "b_start", "b_end")
 
 
@@ -72,8 +72,6 @@ class ComparePeriodsArgs(ToolArgs):
                 raise ValueError(f"{label}_start ({first}) is after {label}_end ({last})")
             if (last - first).days + 1 > MAX_DAYS:
                 raise ValueError(f"period {label.upper()} is longer than {MAX_DAYS} days")
-        if self.tz is not None:
-            zone(self.tz)
         return self
 
 

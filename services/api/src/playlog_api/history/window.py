@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, ClassVar, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from playlog.errors import ValidationFailed
 from playlog.users import validate_timezone
@@ -48,14 +48,6 @@ End = Annotated[
     date | None,
     Field(description="Absolute window: last day, inclusive (YYYY-MM-DD). Default: today."),
 ]
-Tz = Annotated[
-    str | None,
-    Field(
-        max_length=64,
-        description="IANA time zone for day/hour buckets, e.g. Europe/Berlin. "
-        "Default: the user's own zone.",
-    ),
-]
 
 
 def zone(name: str) -> ZoneInfo:
@@ -64,6 +56,25 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(validate_timezone(name))
     except ValidationFailed as exc:
         raise ValueError(exc.message) from None
+
+
+def _known_zone(name: str | None) -> str | None:
+    if name is not None:
+        zone(name)
+    return name
+
+
+Tz = Annotated[
+    str | None,
+    Field(
+        max_length=64,
+        description="IANA time zone for day/hour buckets, e.g. Europe/Berlin. "
+        "Default: the user's own zone.",
+    ),
+    AfterValidator(_known_zone),
+]
+# The last day any window may reach.
+LAST_DAY = date(2100, 12, 31)
 
 
 class WindowArgs(ToolArgs):
@@ -96,10 +107,8 @@ class WindowArgs(ToolArgs):
         if self.start is not None and self.end is not None and self.start > self.end:
             raise ValueError(f"start ({self.start}) is after end ({self.end})")
         for name, day in (("start", self.start), ("end", self.end)):
-            if day is not None and not EPOCH <= day <= date(2100, 12, 31):
-                raise ValueError(f"{name} must be between {EPOCH} and 2100-12-31")
-        if self.tz is not None:
-            zone(self.tz)
+            if day is not None and not EPOCH <= day <= LAST_DAY:
+                raise ValueError(f"{name} must be between {EPOCH} and {LAST_DAY}")
         return self
 
 

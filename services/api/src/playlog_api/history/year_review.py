@@ -11,9 +11,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from playlog.errors import ValidationFailed
 from playlog_api.history import queries
@@ -22,10 +22,8 @@ from playlog_api.history.podcasts import ShowListening, podcasts
 from playlog_api.history.queries import Day
 from playlog_api.history.schemas import AlbumCount, ArtistCount, Limit, TrackCount, hours
 from playlog_api.history.totals import Scope, load_scope
-from playlog_api.history.window import EPOCH, Tz, WindowView, days_window, zone
+from playlog_api.history.window import EPOCH, LAST_DAY, Tz, WindowView, days_window, zone
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
-
-LAST_YEAR = 2100
 
 
 class YearInReviewArgs(ToolArgs):
@@ -33,18 +31,12 @@ class YearInReviewArgs(ToolArgs):
         int | None,
         Field(
             ge=EPOCH.year,
-            le=LAST_YEAR,
+            le=LAST_DAY.year,
             description="Calendar year (local time). Default: the current year.",
         ),
     ] = None
     tz: Tz = None
     limit: Limit = 5
-
-    @model_validator(mode="after")
-    def _known_zone(self) -> Self:
-        if self.tz is not None:
-            zone(self.tz)
-        return self
 
 
 class MonthTotals(BaseModel):
