@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import zipfile
@@ -15,6 +16,7 @@ from playlog.exports.archive import (
     ExportRejected,
     MemberFailed,
     MemberRead,
+    _bulk,
     classify,
 )
 from playlog.exports.records import MemberRows
@@ -233,6 +235,27 @@ def test_records_are_read_exactly_whatever_their_layout(tmp_path: Path, layout: 
     assert len(content) > 600_000 or not records
     path = write_zip(tmp_path / "e.zip", {extended_member(): content})
     assert read_all(path)[extended_member()] == records
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+@pytest.mark.parametrize("huge", [False, True])
+def test_valid_records_are_all_parsed_in_bulk(indent: int | None, huge: bool) -> None:
+    """Braces in names, nested objects and a record larger than a chunk only make the
+    bulk parser cut elsewhere or read on: none of it is left to the streaming parser."""
+    records = _tricky_records(3000)
+    if huge:
+        records[1000]["master_metadata_track_name"] = "}, {" * 200_000
+    content = json.dumps(records, indent=indent).encode()
+    bulk = _bulk(io.BytesIO(content[1:]), b"")
+    parsed: list[Any] = []
+    while True:
+        try:
+            parsed.append(next(bulk))
+        except StopIteration as stop:
+            rest, started = stop.value
+            break
+    assert parsed == records
+    assert (rest.strip(), started) == (b"]", True)
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,10 @@ from playlog.db.models import ImportJob, Play
 from playlog.exports import jobs
 from playlog.exports.importer import import_export
 from playlog.exports.jobs import ClaimedImport
-from playlog.exports.storage import upload_path
+from playlog.exports.storage import remove_leftover_uploads, upload_path
 from playlog.testing.exports import extended_member, track_play, write_zip
 from playlog.testing.factories import add_user
-from playlog_collector.imports import ImportWorker
+from playlog_collector.imports import ImportWorker, _move
 from playlog_collector.settings import CollectorSettings
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -251,3 +251,17 @@ async def test_left_over_uploads_are_removed_and_live_ones_kept(
     os.utime(cut_off, (hours_ago, hours_ago))
     await importer.tick(asyncio.Event())
     assert cut_off.exists()
+
+
+def test_a_dropped_export_being_queued_is_not_taken_for_a_left_over(
+    settings: CollectorSettings, tmp_path: Path
+) -> None:
+    # Dropped days ago, moved into UPLOAD_DIR; its job is not committed yet.
+    dropped = tmp_path / "my_spotify_data.zip"
+    write_zip(dropped, export_records(1))
+    days_ago = time.time() - 3 * 86_400
+    os.utime(dropped, (days_ago, days_ago))
+    target = upload_path(settings.upload_dir, uuid.uuid4(), uuid.uuid4())
+    _move(dropped, target)
+    assert remove_leftover_uploads(settings.upload_dir, []) == 0
+    assert target.exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import threading
 import time
@@ -178,6 +179,8 @@ def _move(source: Path, target: Path) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     size = source.stat().st_size
     shutil.move(source, target)
+    # Fresh, so no collector's sweep takes it for a left-over before its job commits.
+    os.utime(target)
     return size
 
 

@@ -26,8 +26,9 @@ Format = Literal["extended", "account_data"]
 
 _BOM = b"\xef\xbb\xbf"
 _CHUNK = 256 * 1024
-# Bulk parsing (see _bulk): cuts tried per chunk, and the most unparsed bytes held.
-_BULK_TRIES = 2
+# Bulk parsing (see _bulk): cuts tried per chunk (a record's nested objects and names
+# may hold a few "}"), and the most unparsed bytes held.
+_BULK_TRIES = 8
 _BULK_MAX = 4 * 1024 * 1024
 MB = 1024 * 1024
 
@@ -277,6 +278,10 @@ class _MemberStream:
             )
 
 
+class _Chunks(Protocol):
+    def read(self, size: int = -1) -> bytes: ...
+
+
 class _Peeked:
     """Put back bytes read while checking how a member starts."""
 
@@ -361,15 +366,16 @@ def _records(stream: _MemberStream, rest: bytes) -> Iterator[Any]:
     yield from items
 
 
-def _bulk(stream: _MemberStream, rest: bytes) -> Generator[Any, None, tuple[bytes, bool]]:
+def _bulk(stream: _Chunks, rest: bytes) -> Generator[Any, None, tuple[bytes, bool]]:
     """Parse whole records a chunk at a time; return the unparsed rest and whether any
     record was parsed.
 
     Each chunk is cut after its last ``}`` and parsed as an array. A cut that is not the
     end of a top-level record (inside a string, or in a nested object) leaves an
-    unterminated string or object, so such a parse always fails, and then the ``}``
-    before is tried. Anything else (the end of the array, odd or broken input, a record
-    larger than :data:`_BULK_MAX`) stops this and is left to the streaming parser.
+    unterminated string or object, so such a parse fails at its very end, and then the
+    ``}`` before is tried, or the next chunk read. A parse that fails before its end
+    found broken (or unusual) JSON, and that, the end of the array, or a record larger
+    than :data:`_BULK_MAX` stops this and is left to the streaming parser.
     """
     started = False
     while True:
@@ -387,13 +393,16 @@ def _bulk(stream: _MemberStream, rest: bytes) -> Generator[Any, None, tuple[byte
         for _ in range(_BULK_TRIES):
             if cut < 0:
                 break
+            document = b"[" + body[: cut + 1] + b"]"
             try:
-                parsed = orjson.loads(b"[" + body[: cut + 1] + b"]")
+                parsed = orjson.loads(document)
                 break
-            except orjson.JSONDecodeError:
+            except orjson.JSONDecodeError as exc:
+                if exc.pos < len(document) - 1:
+                    return rest, started
                 cut = body.rfind(b"}", 0, cut)
         if parsed is None:
-            if not chunk or cut >= 0 or len(rest) > _BULK_MAX:
+            if not chunk or len(rest) > _BULK_MAX:
                 return rest, started
             continue
         started = True

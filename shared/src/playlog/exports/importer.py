@@ -138,9 +138,8 @@ class _Run:
         self.totals = Totals()
         self.known_reports: dict[str, tuple[dict[str, Any], uuid.UUID | None]] = {}
         self._transaction: Any = None
-        # Compressed bytes and records of the members handled so far.
+        # Compressed bytes of the members handled so far.
         self._position = 0
-        self._records = 0
         self._last_progress = time.monotonic()
 
     async def execute(self, settings: ImportSettings, reader: ReaderProcess) -> list[MemberReport]:
@@ -177,7 +176,6 @@ class _Run:
             await loader.stage(self.connection, message.data)
         elif isinstance(message, End):
             await self._store(message)
-            self._records += message.records
             self._position += self.archive.members[message.index].compressed_size
         elif isinstance(message, Known):
             self._add(self._known(message))
@@ -274,7 +272,7 @@ class _Run:
             Progress(
                 bytes_done=self._position,
                 bytes_total=self.archive.size,
-                records_done=self._records,
+                records_done=self.totals.records,
                 plays_inserted=self.totals.plays_inserted,
                 files=self.files,
             )

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 # Every ZIP with at least one member starts with a local file header.
 ZIP_SIGNATURE = b"PK\x03\x04"
+_UPLOAD_SUFFIX = ".zip"
+_PART_SUFFIX = ".part"
 # An upload file that no pending or running job reads and that has not changed for this
 # long is left over (an upload cut off by a crash, a job whose end did not delete it).
 LEFTOVER_AFTER_S = 3600.0
@@ -26,7 +28,12 @@ LEFTOVER_AFTER_S = 3600.0
 
 def upload_path(upload_dir: Path, user_id: uuid.UUID, job_id: uuid.UUID) -> Path:
     """The file an import job reads: one folder per user, one file per job."""
-    return upload_dir / str(user_id) / f"{job_id}.zip"
+    return upload_dir / str(user_id) / f"{job_id}{_UPLOAD_SUFFIX}"
+
+
+def part_path(path: Path) -> Path:
+    """Where the upload for ``path`` is written; it gets its final name once complete."""
+    return path.with_name(path.name + _PART_SUFFIX)
 
 
 def remove_upload_files(upload_dir: Path, storage_paths: Iterable[str | None]) -> int:
@@ -66,7 +73,7 @@ def remove_leftover_uploads(
     kept = {target for path in live if (target := inside(root, Path(path))) is not None}
     cutoff = time.time() - older_than_s
     removed = 0
-    for pattern in ("*/*.zip", "*/*.zip.part"):
+    for pattern in (f"*/*{_UPLOAD_SUFFIX}", f"*/*{_UPLOAD_SUFFIX}{_PART_SUFFIX}"):
         for path in root.glob(pattern):
             with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
                 if path not in kept and path.is_file() and path.lstat().st_mtime < cutoff:

@@ -22,7 +22,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from playlog.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from playlog.exports.storage import ZIP_SIGNATURE
+from playlog.exports.storage import ZIP_SIGNATURE, part_path
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -235,7 +235,7 @@ class StagedUpload:
 
     @property
     def part(self) -> Path:
-        return self.path.with_name(self.path.name + ".part")
+        return part_path(self.path)
 
     async def open(self) -> BinaryIO:
         """Create the ``.part`` file (and the user's folder)."""
