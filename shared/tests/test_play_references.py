@@ -203,17 +203,18 @@ async def _hours_in_step(connection: asyncpg.Connection, user_id: uuid.UUID) -> 
     return sorted({row["hour"].minute for row in kept})
 
 
-# A write of plays that reads the user's hour start: a new play, or one deleted.
+# A write of plays that reads the user's hour start: a new play, or one deleted, with
+# the status it must end with.
 _WRITES = {
-    "insert": (INSERT_PLAY, T0 + timedelta(minutes=10)),
-    "delete": ("DELETE FROM plays WHERE user_id = $1 AND played_at = $2", T0),
+    "insert": (INSERT_PLAY, T0 + timedelta(minutes=10), "INSERT 0 1"),
+    "delete": ("DELETE FROM plays WHERE user_id = $1 AND played_at = $2", T0, "DELETE 1"),
 }
 
 
-async def _write(connection: asyncpg.Connection, kind: str, user_id: uuid.UUID, track: str) -> str:
-    sql, at = _WRITES[kind]
+async def _write(connection: asyncpg.Connection, kind: str, user_id: uuid.UUID, track: str) -> None:
+    sql, at, status = _WRITES[kind]
     args = (user_id, at, track) if kind == "insert" else (user_id, at)
-    return str(await connection.execute(sql, *args))
+    assert await connection.execute(sql, *args) == status
 
 
 @pytest.mark.parametrize("kind", _WRITES)
@@ -249,7 +250,7 @@ async def test_a_write_during_a_zone_change_waits_and_uses_the_new_buckets(
         write = asyncio.create_task(_write(writer, kind, user_id, track_id))
         await _wait_until_blocked(changer, writer.get_server_pid())
         await changing.commit()
-        assert await write in ("INSERT 0 1", "DELETE 1")
+        await write
         assert await _hours_in_step(writer, user_id) == [45]
 
 

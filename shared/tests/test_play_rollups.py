@@ -1,4 +1,4 @@
-"""The running totals kept by triggers on ``plays`` (migrations 0004 to 0006) always
+"""The running totals kept by triggers on ``plays`` (migrations 0004 to 0008) always
 equal the totals computed from the plays themselves, whatever writes them, in hour
 buckets that start where the user's local hours start."""
 
@@ -191,10 +191,11 @@ async def _hour_minutes(session: AsyncSession, user: User) -> set[int]:
 
 
 async def _row_versions(session: AsyncSession, user: User) -> list[tuple[Any, ...]]:
-    """The hour rows of ``user`` with their row versions: a rewritten row gets a new one."""
+    """The hour rows of ``user`` with where they are stored: a rewritten row moves, also
+    within the test's one transaction (where it would keep its xmin)."""
     return await _rows(
         session,
-        "SELECT hour, xmin::text FROM play_hours WHERE user_id = ANY(:users) ORDER BY 1",
+        "SELECT hour, ctid::text FROM play_hours WHERE user_id = ANY(:users) ORDER BY 1",
         [user],
     )
 

@@ -28,7 +28,10 @@ def validate_timezone(name: str) -> str:
 async def find_user(session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False) -> User:
     """The user, or NotFound. ``lock`` holds the row (FOR NO KEY UPDATE) until the
     transaction ends: the user cannot be deleted before rows that reference it are
-    written, and writers that check something of the user's take turns."""
+    written, and writers that check something of the user's take turns. It also waits
+    for open transactions writing the user's plays, which hold the row FOR SHARE so that
+    a change of the user's hour start never overlaps them (migration 0006); those are
+    short (an import commits each history file on its own)."""
     user = await session.get(User, user_id, with_for_update={"key_share": True} if lock else None)
     if user is None:
         raise NotFound(f"no user with id {user_id}")

@@ -1,4 +1,4 @@
-"""Running totals of plays, kept by triggers on ``plays`` (migrations 0004 to 0007).
+"""Running totals of plays, kept by triggers on ``plays`` (migrations 0004 to 0008).
 
 Analytics over a user's whole history would otherwise scan every play (a million rows
 for a heavy listener). ``play_hours`` holds one row per user and hour with plays in it
