@@ -16,8 +16,9 @@ minute than the user's is the slow path).
     .venv/bin/python scripts/bench_queries.py --records 1000000 --calls 30
     .venv/bin/python scripts/bench_queries.py --database-url postgresql://…/db --user ID
 
-With --database-url and --user the plays already stored there are used instead;
---tools times only the named tools (comma-separated).
+With --database-url and --user the plays already stored there are used instead, and the
+user is moved to Asia/Kolkata (and back) only with --move-user; --tools times only the
+named tools (comma-separated).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from playlog.access_tokens import create_token, generate_token
 from playlog.db.engine import create_engine, create_sessionmaker
 from playlog.db.models import User
+from playlog.history.hours import zone_hour_start
 from playlog.testing.processes import playlog_command
 from playlog.users import set_timezone
 from playlog_api.app import create_app
@@ -159,7 +161,41 @@ async def move(sessionmaker: async_sessionmaker[AsyncSession], user: str, zone: 
         return time.perf_counter() - started
 
 
-async def bench(url: str, user: str, calls: int, only: set[str] | None = None) -> None:
+async def half_hour_runs(
+    timer: Timer,
+    zoned: list[Tool[Any, Any]],
+    last_day: date,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    user: str,
+    home: str,
+    move_user: bool,
+) -> None:
+    # The user asking in a zone whose hours start at another minute: raw plays.
+    for tool in zoned:
+        for label, args in windows(tool, last_day).items():
+            if args is not None:
+                await timer.time(
+                    tool, f"{label} tz={HALF_HOUR_TZ}", {**args, "tz": HALF_HOUR_TZ}, math.nan
+                )
+    if not move_user:
+        print(f"\nthe user stays in {home} (--move-user times them in {HALF_HOUR_TZ})")
+        return
+    rebuild = await move(sessionmaker, user, HALF_HOUR_TZ)
+    print(f"\nmoved the user to {HALF_HOUR_TZ}: hour totals rebuilt in {rebuild:.1f} s\n")
+    try:
+        for tool in zoned:
+            for label, args in windows(tool, last_day).items():
+                if args is not None:
+                    await timer.time(
+                        tool, f"{label}, user in {HALF_HOUR_TZ}", args, target(tool, label)
+                    )
+    finally:
+        await move(sessionmaker, user, home)
+
+
+async def bench(
+    url: str, user: str, calls: int, only: set[str] | None = None, *, move_user: bool = True
+) -> None:
     engine: AsyncEngine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
     async with sessionmaker() as session:
@@ -200,24 +236,10 @@ async def bench(url: str, user: str, calls: int, only: set[str] | None = None) -
             for label, args in windows(tool, last.date()).items():
                 if args is not None:
                     await timer.time(tool, label, args, target(tool, label))
-        # The user (in Berlin) asking in a zone whose hours start at minute 30: raw plays.
-        for tool in zoned:
-            for label, args in windows(tool, last.date()).items():
-                if args is not None:
-                    await timer.time(
-                        tool, f"{label} tz={HALF_HOUR_TZ}", {**args, "tz": HALF_HOUR_TZ}, math.nan
-                    )
-        rebuild = await move(sessionmaker, user, HALF_HOUR_TZ)
-        print(f"\nmoved the user to {HALF_HOUR_TZ}: hour totals rebuilt in {rebuild:.1f} s\n")
-        try:
-            for tool in zoned:
-                for label, args in windows(tool, last.date()).items():
-                    if args is not None:
-                        await timer.time(
-                            tool, f"{label}, user in {HALF_HOUR_TZ}", args, target(tool, label)
-                        )
-        finally:
-            await move(sessionmaker, user, home)
+        if zone_hour_start(home) == zone_hour_start(HALF_HOUR_TZ):
+            print(f"\n{home} starts hours at the minute {HALF_HOUR_TZ} does: no half-hour runs")
+        else:
+            await half_hour_runs(timer, zoned, last.date(), sessionmaker, user, home, move_user)
     await engine.dispose()
     misses = timer.misses
     print("\nall targets met" if not misses else f"\nover target: {', '.join(misses)}")
@@ -231,6 +253,12 @@ def main() -> None:
     parser.add_argument("--database-url", help="use the plays already stored there")
     parser.add_argument("--user", help="with --database-url: the user to ask about")
     parser.add_argument("--tools", help="only these tools, comma-separated")
+    parser.add_argument(
+        "--move-user",
+        action="store_true",
+        help=f"with --database-url: also move the user to {HALF_HOUR_TZ} and back (rebuilds "
+        "their hour totals twice; others using the database see the move meanwhile)",
+    )
     args = parser.parse_args()
     only = set(args.tools.split(",")) if args.tools else None
     if only and (unknown := only - {tool.name for tool in tools()}):
@@ -238,7 +266,7 @@ def main() -> None:
     if args.database_url:
         if not args.user:
             parser.error("--database-url needs --user")
-        asyncio.run(bench(args.database_url, args.user, args.calls, only))
+        asyncio.run(bench(args.database_url, args.user, args.calls, only, move_user=args.move_user))
         return
 
     async def scratch() -> None:

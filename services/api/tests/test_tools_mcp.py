@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import httpx2
@@ -37,12 +39,31 @@ async def mcp_client(
             yield client
 
 
-# Arguments a tool cannot do without.
+# Arguments a tool cannot do without, and windows that hold the test's plays (March 2026).
 CALL_ARGS: dict[str, dict[str, object]] = {
     "history_search": {"query": "hopp"},
-    "history_compare_periods": {"days": 30},
+    "history_compare_periods": {
+        "a_start": "2026-03-01",
+        "a_end": "2026-03-31",
+        "b_start": "2026-02-01",
+        "b_end": "2026-02-28",
+    },
+    "history_year_in_review": {"year": 2026},
     "spotify_search": {"query": "hopp"},
 }
+# What each history tool's answer must show of those plays: the track (or its artist or
+# album), or, for tools without names, a figure.
+SEEN: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "history_listening_heatmap": lambda answer: sum(answer["heatmap"]["by_hour"]) == 2,
+    "history_coverage": lambda answer: answer["coverage"]["active_days"] == 2,
+    "history_podcasts": lambda answer: answer["totals"]["episodes"] == 1,
+    "history_skips": lambda answer: (answer["rows"], answer["skips"]) == (3, 1),
+    "history_repeat_rate": lambda answer: (answer["plays"], answer["unique_tracks"]) == (1, 1),
+}
+
+
+def _names_the_artist(answer: dict[str, Any]) -> bool:
+    return "Sigur Rós" in json.dumps(answer, ensure_ascii=False)
 
 
 async def test_the_sdk_client_lists_and_calls_every_tool(
@@ -57,6 +78,8 @@ async def test_the_sdk_client_lists_and_calls_every_tool(
     await add_listens(
         db_session, listener.id, song, datetime(2026, 3, 2, 20, tzinfo=UTC), ms_played=3_000
     )
+    episode = await add_track(db_session, "Episode 1", kind="episode", show="A Show")
+    await add_listens(db_session, listener.id, episode, datetime(2026, 3, 2, 21, tzinfo=UTC))
     async with mcp_client(api_settings, db_sessionmaker, personal) as client:
         listed = await client.list_tools()
         by_name = {entry.name: entry for entry in listed.tools}
@@ -81,13 +104,20 @@ async def test_the_sdk_client_lists_and_calls_every_tool(
         # the Spotify tools refuse a user who never connected Spotify.
         for registered in tools():
             name = registered.name
-            called = await client.call_tool(name, CALL_ARGS.get(name, {}))
+            args = CALL_ARGS.get(name, {})
+            if "days" in registered.input.model_fields and name not in CALL_ARGS:
+                args = {"start": "2026-03-01", "end": "2026-03-31"}
+            called = await client.call_tool(name, args)
             if name.startswith("spotify_"):
                 assert called.is_error, name
                 assert "Spotify" in called.content[0].text  # type: ignore[union-attr]
                 continue
             assert not called.is_error, (name, called.content)
-            registered.output.model_validate(called.structured_content)
+            answer = called.structured_content
+            assert answer is not None
+            registered.output.model_validate(answer)
+            if name.startswith("history_"):
+                assert SEEN.get(name, _names_the_artist)(answer), (name, answer)
 
         bad = await client.call_tool("history_top_tracks", {"days": 0})
         assert bad.is_error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -55,12 +56,11 @@ LoadedUser = Annotated[User, Depends(load_user)]
 
 
 async def spotify_status(
-    session: AsyncSession, user_id: uuid.UUID
+    session: AsyncSession, user_id: uuid.UUID, now: datetime | None = None
 ) -> tuple[SpotifyToken | None, TokenStatus]:
-    """The user's stored token and its state at the database's clock."""
+    """The user's stored token and its state at ``now`` (default: the database's clock)."""
     token = await session.get(SpotifyToken, user_id, populate_existing=True)
-    now = await db_now(session)
-    return token, token_status(token, now)
+    return token, token_status(token, now or await db_now(session))
 
 
 @router.get("")

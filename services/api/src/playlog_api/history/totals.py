@@ -77,7 +77,7 @@ class Scope:
     first_played_at: datetime | None
     last_played_at: datetime | None
     # Where the user's hour totals start (users.hour_start_minute).
-    hour_start_minute: int = 0
+    hour_start_minute: int
     # False computes everything from raw plays (tests check both give the same answers).
     use_totals: bool = True
 
@@ -122,7 +122,9 @@ class Scope:
 
 
 async def load_scope(session: AsyncSession, user_id: uuid.UUID, window: Window) -> Scope:
-    # Two probes of the (user_id, played_at, track_id) index, not an aggregate scan.
+    # Two probes of the (user_id, played_at, track_id) index, not an aggregate scan; the
+    # minute is read here, not from the request's user row, so a zone change that
+    # committed since (and rebuilt the totals) is seen with the totals it built.
     row = (
         await session.execute(
             text(
@@ -133,7 +135,7 @@ async def load_scope(session: AsyncSession, user_id: uuid.UUID, window: Window) 
             {"u": user_id},
         )
     ).one()
-    return Scope(user_id, window, row[0], row[1], row[2] or 0)
+    return Scope(user_id, window, row[0], row[1], row[2])
 
 
 async def open_scope(context: ToolContext, args: WindowArgs) -> Scope:

@@ -16,12 +16,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
 from playlog.db.engine import db_now
-from playlog.db.models import ImportJob, JobRun, SpotifyToken, SyncCheckpoint
+from playlog.db.models import ImportJob, JobRun, SyncCheckpoint
 from playlog.logging import redact
-from playlog.spotify.tokens import TokenState, token_status
+from playlog.spotify.tokens import TokenState
 from playlog.web.pagination import matching
 from playlog_api.admin.imports import import_progress, safe_filename
 from playlog_api.admin.schemas import ImportJobStatus, ImportProgress, JobStatus, JobType
+from playlog_api.admin.users import spotify_status
 from playlog_api.history.schemas import Limit
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
 
@@ -130,7 +131,7 @@ async def ops_sync_status(context: ToolContext, args: NoArgs) -> SyncStatusResul
     session = context.session
     user_id = context.user.id
     now = await db_now(session)
-    token = token_status(await session.get(SpotifyToken, user_id, populate_existing=True), now)
+    _, token = await spotify_status(session, user_id, now)
     checkpoint = await session.get(SyncCheckpoint, user_id, populate_existing=True)
     first, last, rows, plays, tracks, gaps = (
         await session.execute(_STORED, {"user_id": user_id})
