@@ -18,10 +18,10 @@ from playlog_api.history.schemas import ArtistCount, Limit, TrackCount
 from playlog_api.history.totals import Scope, load_scope
 from playlog_api.history.window import (
     EPOCH,
-    LAST_DAY,
     MAX_DAYS,
     Tz,
     WindowView,
+    check_days,
     days_window,
     zone,
 )
@@ -59,9 +59,7 @@ class ComparePeriodsArgs(ToolArgs):
             raise ValueError(
                 f"give days, or all of a_start, a_end, b_start and b_end (missing: {missing})"
             )
-        for name, day in dates.items():
-            if day is not None and not EPOCH <= day <= LAST_DAY:
-                raise ValueError(f"{name} must be between {EPOCH} and {LAST_DAY}")
+        check_days(dates)
         for label, first, last in (
             ("a", self.a_start, self.a_end),
             ("b", self.b_start, self.b_end),

@@ -77,6 +77,13 @@ Tz = Annotated[
 LAST_DAY = date(2100, 12, 31)
 
 
+def check_days(days: dict[str, date | None]) -> None:
+    """ValueError (a 422) naming the first given day outside EPOCH…LAST_DAY."""
+    for name, day in days.items():
+        if day is not None and not EPOCH <= day <= LAST_DAY:
+            raise ValueError(f"{name} must be between {EPOCH} and {LAST_DAY}")
+
+
 class WindowArgs(ToolArgs):
     """A window: either ``days`` or ``start``/``end``, never both."""
 
@@ -106,9 +113,7 @@ class WindowArgs(ToolArgs):
             raise ValueError("give either days or start/end, not both")
         if self.start is not None and self.end is not None and self.start > self.end:
             raise ValueError(f"start ({self.start}) is after end ({self.end})")
-        for name, day in (("start", self.start), ("end", self.end)):
-            if day is not None and not EPOCH <= day <= LAST_DAY:
-                raise ValueError(f"{name} must be between {EPOCH} and {LAST_DAY}")
+        check_days({"start": self.start, "end": self.end})
         return self
 
 
