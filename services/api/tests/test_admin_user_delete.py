@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from playlog.db.models import ApiToken, Base, ImportedMember, Track, User
+from playlog.db.models import ApiToken, Base, ImportedMember, OAuthClient, OAuthGrant, Track, User
 from playlog.testing.factories import (
     add_gap,
     add_import_job,
@@ -56,6 +56,18 @@ async def add_everything(session: AsyncSession, name: str) -> User:
             name="a.json",
             format="extended",
             report={},
+        )
+    )
+    # A connector the user allowed, whose code was not exchanged yet.
+    session.add(OAuthClient(client_id=f"connector-{name}", registration={}))
+    await session.flush()
+    session.add(
+        OAuthGrant(
+            request_hash=uuid.uuid4().hex,
+            client_id=f"connector-{name}",
+            request={},
+            user_id=user.id,
+            expires_at=start,
         )
     )
     return user

@@ -17,6 +17,7 @@ from playlog.spotify.client import SpotifyClient
 from playlog.web.admin_auth import AdminAuthenticator
 from playlog.web.errors import install_error_handlers
 from playlog.web.request_id import RequestIdMiddleware
+from playlog_api import oauth
 from playlog_api.admin.router import router as admin_router
 from playlog_api.auth.router import router as auth_router
 from playlog_api.health.router import router as health_router
@@ -72,6 +73,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(admin_router)
     app.include_router(auth_router)
+    app.state.oauth_resource_metadata = oauth.install(app, settings.api_public_url)
     tools_rest.install(app, settings.api_public_url)
     mcp_manager = tools_mcp.install(app, settings.api_public_url)
     return app

@@ -38,8 +38,12 @@ class Caller:
         return self.user_id
 
 
-def _challenge(message: str, *, error: str | None) -> Unauthorized:
+def _challenge(connection: HTTPConnection, message: str, *, error: str | None) -> Unauthorized:
     challenge = f'Bearer realm="{REALM}"'
+    # Where OAuth clients find the authorization server (RFC 9728), when it runs.
+    metadata: str | None = connection.app.state.oauth_resource_metadata
+    if metadata:
+        challenge += f', resource_metadata="{metadata}"'
     if error:
         challenge += f', error="{error}", error_description="{message}"'
     return Unauthorized(message, headers={"WWW-Authenticate": challenge})
@@ -50,14 +54,18 @@ async def authenticate(connection: HTTPConnection, session: AsyncSession) -> Cal
     authorization = connection.headers.get("authorization")
     if not authorization:
         raise _challenge(
-            "a personal access token is required: 'Authorization: Bearer plg_…'", error=None
+            connection,
+            "a personal access token is required: 'Authorization: Bearer plg_…'",
+            error=None,
         )
     scheme, _, credentials = authorization.partition(" ")
     credentials = credentials.strip()
     if scheme.lower() == "bearer" and credentials.startswith(TOKEN_PREFIX):
         token = await authenticate_token(session, credentials)
         if token is None:
-            raise _challenge("invalid, expired or revoked access token", error="invalid_token")
+            raise _challenge(
+                connection, "invalid, expired or revoked access token", error="invalid_token"
+            )
         return Caller(admin=False, user_id=token.user_id)
     authenticator: AdminAuthenticator = connection.app.state.admin_auth
     authenticator.authenticate(authorization)

@@ -1,6 +1,6 @@
 """All tables. Importing this package registers every model on ``Base.metadata``."""
 
-from playlog.db.models.auth import OAuthState
+from playlog.db.models.auth import OAuthClient, OAuthGrant, OAuthState
 from playlog.db.models.base import Base
 from playlog.db.models.catalog import Artist, Track, TrackArtist
 from playlog.db.models.imports import ImportedMember, ImportJob
@@ -19,6 +19,8 @@ __all__ = [
     "ImportedMember",
     "JobRun",
     "LogRecord",
+    "OAuthClient",
+    "OAuthGrant",
     "OAuthState",
     "Play",
     "PlayHour",
