@@ -14,8 +14,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from playlog.db.engine import db_now
@@ -64,10 +65,20 @@ def is_active(token: ApiToken, now: datetime) -> bool:
 
 
 def _live() -> ColumnElement[bool]:
-    """SQL twin of :func:`is_active`, at the database's clock."""
+    """SQL twin of :func:`is_active`, at the database's clock; a token issued through
+    OAuth is live only while its parent is too."""
+    parent = aliased(ApiToken)
     return and_(
         ApiToken.revoked_at.is_(None),
         or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > func.now()),
+        or_(
+            ApiToken.parent_id.is_(None),
+            exists().where(
+                parent.id == ApiToken.parent_id,
+                parent.revoked_at.is_(None),
+                or_(parent.expires_at.is_(None), parent.expires_at > func.now()),
+            ),
+        ),
     )
 
 
@@ -89,6 +100,7 @@ async def create_token(
     name: str,
     *,
     expires_at: datetime | None = None,
+    parent_id: uuid.UUID | None = None,
 ) -> IssuedToken:
     """Issue a token for the user. NotFound for an unknown user; ValidationFailed for a
     bad name or an expiry that is naive or not in the future; Conflict at the cap of
@@ -116,6 +128,7 @@ async def create_token(
         token_hash=hash_token(secret),
         prefix=display_prefix(secret),
         expires_at=expires_at,
+        parent_id=parent_id,
     )
     session.add(row)
     await session.flush()

@@ -176,6 +176,8 @@ async def consent(
         .where(OAuthGrant.request_hash == pending.request_hash, OAuthGrant.user_id.is_(None))
         .values(
             user_id=signed_in.user_id,
+            # The root token: a token issued through OAuth cannot outlive its own parent.
+            token_id=signed_in.parent_id or signed_in.id,
             code_hash=secret_hash(code),
             expires_at=func.now() + CODE_LIFETIME,
         )

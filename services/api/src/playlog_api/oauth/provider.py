@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -34,18 +34,19 @@ from mcp.server.auth.provider import (
     AccessToken,
     AuthorizationCode,
     AuthorizationParams,
+    AuthorizeError,
     IdentityAssertionParams,
     RefreshToken,
     RegistrationError,
     TokenError,
 )
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from playlog.access_tokens import MAX_NAME_LENGTH, create_token
 from playlog.crypto import TokenCipher
-from playlog.db.models import OAuthClient, OAuthGrant
+from playlog.db.models import ApiToken, OAuthClient, OAuthGrant
 from playlog.errors import AppError
 
 PENDING_LIFETIME = timedelta(minutes=10)
@@ -54,6 +55,10 @@ CODE_LIFETIME = timedelta(minutes=5)
 # bounded: past this many clients, the oldest are forgotten. Tokens already issued stay
 # valid; a forgotten client registers again.
 MAX_CLIENTS = 500
+IDLE_CLIENT_AGE = timedelta(hours=1)
+MAX_PENDING_PER_CLIENT = 20
+MAX_STATE = 500
+CODE_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_REDIRECT_URIS = 10
 MAX_CLIENT_NAME = 60
 # A client's stored metadata (names, URIs, contacts); real clients send well under 2 KB.
@@ -101,6 +106,8 @@ class PlaylogOAuthProvider:
         self._sessionmaker = sessionmaker
         self._cipher = cipher
         self.consent_url = public_url.rstrip("/") + "/oauth/consent"
+        # What a client may name as the resource (RFC 8707): the MCP endpoint, or the api.
+        self.resources = (public_url.rstrip("/") + "/mcp", public_url.rstrip("/"))
 
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
         if len(client_id) > 64:
@@ -137,12 +144,27 @@ class PlaylogOAuthProvider:
         async with self._sessionmaker()() as session:
             count = await session.scalar(select(func.count()).select_from(OAuthClient))
             if (count or 0) >= MAX_CLIENTS:
-                oldest = (
+                # Only clients that never completed a sign-in, and are over an hour old,
+                # make room: a flood of registrations cannot push out the ones in use.
+                idle = (
                     select(OAuthClient.client_id)
+                    .where(
+                        OAuthClient.used_at.is_(None),
+                        OAuthClient.created_at < func.now() - IDLE_CLIENT_AGE,
+                    )
                     .order_by(OAuthClient.created_at, OAuthClient.client_id)
                     .limit((count or 0) - MAX_CLIENTS + 1)
                 )
-                await session.execute(delete(OAuthClient).where(OAuthClient.client_id.in_(oldest)))
+                removed = await session.execute(
+                    delete(OAuthClient)
+                    .where(OAuthClient.client_id.in_(idle))
+                    .returning(OAuthClient.client_id)
+                )
+                if len(removed.all()) < (count or 0) - MAX_CLIENTS + 1:
+                    raise RegistrationError(
+                        error="invalid_client_metadata",
+                        error_description="too many registered clients; try again later",
+                    )
             session.add(
                 OAuthClient(
                     client_id=client_info.client_id,
@@ -156,9 +178,32 @@ class PlaylogOAuthProvider:
         self, client: OAuthClientInformationFull, params: AuthorizationParams
     ) -> str:
         """Store the request and send the browser to the consent page."""
+        if params.state is not None and len(params.state) > MAX_STATE:
+            raise AuthorizeError(
+                error="invalid_request", error_description=f"state is over {MAX_STATE} characters"
+            )
+        if not CODE_CHALLENGE.fullmatch(params.code_challenge):
+            raise AuthorizeError(
+                error="invalid_request",
+                error_description="code_challenge must be a base64url SHA-256 (43 characters)",
+            )
+        if params.resource is not None and params.resource.rstrip("/") not in self.resources:
+            raise AuthorizeError(
+                error="invalid_request", error_description=f"resource must be {self.resources[0]}"
+            )
         request_id = secrets.token_urlsafe(32)
         async with self._sessionmaker()() as session:
             await session.execute(delete(OAuthGrant).where(OAuthGrant.expires_at < func.now()))
+            pending = await session.scalar(
+                select(func.count())
+                .select_from(OAuthGrant)
+                .where(OAuthGrant.client_id == client.client_id, OAuthGrant.user_id.is_(None))
+            )
+            if (pending or 0) >= MAX_PENDING_PER_CLIENT:
+                raise AuthorizeError(
+                    error="temporarily_unavailable",
+                    error_description="too many sign-ins in progress for this client",
+                )
             session.add(
                 OAuthGrant(
                     request_hash=secret_hash(request_id),
@@ -202,25 +247,41 @@ class PlaylogOAuthProvider:
     ) -> OAuthToken:
         async with self._sessionmaker()() as session:
             # Deleting the row is what makes the code single-use, whichever replica asks.
-            user_id = await session.scalar(
-                delete(OAuthGrant)
-                .where(
-                    OAuthGrant.code_hash == secret_hash(authorization_code.code),
-                    OAuthGrant.client_id == client.client_id,
-                    OAuthGrant.expires_at > func.now(),
+            found = (
+                await session.execute(
+                    delete(OAuthGrant)
+                    .where(
+                        OAuthGrant.code_hash == secret_hash(authorization_code.code),
+                        OAuthGrant.client_id == client.client_id,
+                        OAuthGrant.expires_at > func.now(),
+                    )
+                    .returning(OAuthGrant.user_id, OAuthGrant.token_id)
                 )
-                .returning(OAuthGrant.user_id)
-            )
-            if user_id is None:
+            ).one_or_none()
+            parent = None if found is None else await session.get(ApiToken, found.token_id)
+            if found is None or found.user_id is None or parent is None:
                 raise TokenError(
                     error="invalid_grant", error_description="the code was already used or expired"
                 )
             name = f"{client_label(client)} (OAuth)"[:MAX_NAME_LENGTH]
             try:
-                issued = await create_token(session, uuid.UUID(str(user_id)), name)
+                # The new token lives no longer than the one the user signed in with, and
+                # only while that one is live (see playlog.access_tokens).
+                issued = await create_token(
+                    session, found.user_id, name, expires_at=parent.expires_at, parent_id=parent.id
+                )
             except AppError as exc:
-                # The user was deleted, or holds the maximum number of live tokens.
-                raise TokenError(error="invalid_grant", error_description=exc.message) from exc
+                # The user holds the maximum number of live tokens, or the parent expired.
+                raise TokenError(
+                    error="invalid_grant",
+                    error_description="no token could be issued: revoke unused tokens, or sign "
+                    "in again with a token that is not about to expire",
+                ) from exc
+            await session.execute(
+                update(OAuthClient)
+                .where(OAuthClient.client_id == client.client_id)
+                .values(used_at=func.now())
+            )
             await session.commit()
         return OAuthToken(access_token=issued.secret, scope=" ".join(authorization_code.scopes))
 

@@ -45,6 +45,9 @@ class OAuthClient(Base):
     registration: Mapped[dict[str, Any]] = mapped_column(JSONB)
     client_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
+    # When a code of this client was last exchanged; clients never used go first when
+    # the table is full.
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OAuthGrant(Base):
@@ -65,5 +68,9 @@ class OAuthGrant(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JSONB)
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The personal token the user signed in with (its root, for a token issued by OAuth).
+    token_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE")
+    )
     created_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

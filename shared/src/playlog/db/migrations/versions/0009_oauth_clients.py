@@ -2,7 +2,8 @@
 
 Web MCP hosts (ChatGPT's connectors, Claude's custom connectors) cannot send a static
 token: they register themselves (RFC 7591), send the user to sign in, and exchange a
-single-use code for a personal access token (authorization code with PKCE).
+single-use code for a personal access token (authorization code with PKCE). Such a token
+names its parent, the token the user signed in with, and works only while that one does.
 
 Revision ID: 0009
 Revises: 0008
@@ -35,6 +36,7 @@ def upgrade() -> None:
         sa.Column("registration", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("client_secret_encrypted", sa.Text(), nullable=True),
         _created_at(),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("client_id", name=op.f("pk_oauth_clients")),
     )
     op.create_index(op.f("ix_oauth_clients_created_at"), "oauth_clients", ["created_at"])
@@ -45,6 +47,7 @@ def upgrade() -> None:
         sa.Column("request", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=True),
         sa.Column("code_hash", sa.String(length=64), nullable=True),
+        sa.Column("token_id", sa.Uuid(), nullable=True),
         _created_at(),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -59,13 +62,30 @@ def upgrade() -> None:
             name=op.f("fk_oauth_grants_user_id_users"),
             ondelete="CASCADE",
         ),
+        sa.ForeignKeyConstraint(
+            ["token_id"],
+            ["api_tokens.id"],
+            name=op.f("fk_oauth_grants_token_id_api_tokens"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("request_hash", name=op.f("pk_oauth_grants")),
         sa.UniqueConstraint("code_hash", name=op.f("uq_oauth_grants_code_hash")),
     )
     op.create_index(op.f("ix_oauth_grants_client_id"), "oauth_grants", ["client_id"])
     op.create_index(op.f("ix_oauth_grants_expires_at"), "oauth_grants", ["expires_at"])
+    op.add_column("api_tokens", sa.Column("parent_id", sa.Uuid(), nullable=True))
+    op.create_foreign_key(
+        op.f("fk_api_tokens_parent_id_api_tokens"),
+        "api_tokens",
+        "api_tokens",
+        ["parent_id"],
+        ["id"],
+        ondelete="CASCADE",
+    )
 
 
 def downgrade() -> None:
+    op.drop_constraint(op.f("fk_api_tokens_parent_id_api_tokens"), "api_tokens", type_="foreignkey")
+    op.drop_column("api_tokens", "parent_id")
     op.drop_table("oauth_grants")
     op.drop_table("oauth_clients")
