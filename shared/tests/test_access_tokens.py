@@ -228,9 +228,9 @@ async def test_list_is_newest_first_with_revoked_ones(db_session: AsyncSession) 
     await revoke_token(db_session, user.id, second.token.id)
 
     listed = await list_tokens(db_session, user.id)
-    assert [row.name for row in listed] == ["second", "first"]
-    assert listed[0].revoked_at is not None
-    assert listed[1].revoked_at is None
+    assert [row.token.name for row in listed] == ["second", "first"]
+    assert listed[0].token.revoked_at is not None
+    assert [row.active for row in listed] == [False, True]
 
 
 async def test_revoking_is_idempotent_and_only_for_the_owner(db_session: AsyncSession) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from playlog.access_tokens import authenticate_token, hash_token
+from playlog.access_tokens import authenticate_token, create_token, hash_token, revoke_token
 from playlog.db.engine import create_sessionmaker
 from playlog.db.models import ApiToken
 from playlog.testing.processes import run_playlog
@@ -69,6 +70,22 @@ async def test_create_json_list_and_revoke(
     assert body["prefix"] in lines[body["id"]]
     again = run_playlog(database_url, "tokens", "revoke", "--user", user, body["id"])
     assert again.returncode == 0, again.stderr
+
+
+async def test_a_token_issued_for_a_revoked_parent_is_listed_as_ended(
+    database_url: str, db_engine: AsyncEngine, user: str
+) -> None:
+    async with create_sessionmaker(db_engine).begin() as session:
+        parent = await create_token(session, uuid.UUID(user), "signed in with")
+        child = await create_token(
+            session, uuid.UUID(user), "Chat (OAuth)", parent_id=parent.token.id
+        )
+        await revoke_token(session, uuid.UUID(user), parent.token.id)
+    listed = run_playlog(database_url, "tokens", "list", "--user", user, "--json")
+    assert listed.returncode == 0, listed.stderr
+    statuses = {row["name"]: row["status"] for row in json.loads(listed.stdout)}
+    assert statuses == {"signed in with": "revoked", "Chat (OAuth)": "ended"}
+    assert await authenticate(db_engine, child.secret) is None
 
 
 UNKNOWN = "00000000-0000-0000-0000-000000000000"

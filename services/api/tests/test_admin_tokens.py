@@ -132,7 +132,7 @@ async def test_token_routes_need_the_admin(
             await client.delete(f"{tokens_url(user.id)}/{uuid.uuid4()}", headers=headers),
         ]
         assert [response.status_code for response in responses] == [401, 401, 401]
-    assert [row.name for row in await list_tokens(db_session, user.id)] == ["t"]
+    assert [row.token.name for row in await list_tokens(db_session, user.id)] == ["t"]
 
 
 BAD_BODIES: list[Any] = [

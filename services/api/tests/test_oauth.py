@@ -7,10 +7,9 @@ tool. The rest walk the flow by hand to check each refusal.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +22,7 @@ from fastapi import FastAPI
 from mcp.client.auth import OAuthClientProvider, TokenStorage
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.auth.provider import TokenError
 from mcp.shared.auth import (
     AuthorizationCodeResult,
     OAuthClientInformationFull,
@@ -32,9 +32,12 @@ from mcp.shared.auth import (
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from playlog.access_tokens import list_tokens, revoke_token
+from playlog.db.engine import db_now
 from playlog.db.models import ApiToken, OAuthClient, OAuthGrant, User
+from playlog.testing.spotify import pkce_pair
 from playlog_api.app import create_app
-from playlog_api.oauth.provider import MAX_CLIENTS
+from playlog_api.oauth.provider import MAX_CLIENTS, PlaylogOAuthProvider
 from playlog_api.settings import ApiSettings
 
 PUBLIC = "https://playlog.example"
@@ -64,12 +67,6 @@ async def web(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 def _token_of(headers: dict[str, str]) -> str:
     return headers["Authorization"].removeprefix("Bearer ")
-
-
-def _pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    return verifier, challenge.decode().rstrip("=")
 
 
 async def _register(web: httpx.AsyncClient, **extra: Any) -> dict[str, Any]:
@@ -129,6 +126,31 @@ async def _exchange(
             **extra,
         },
     )
+
+
+@dataclass(frozen=True)
+class Flow:
+    """An authorization started by a newly registered client, waiting on the consent page."""
+
+    client: dict[str, Any]
+    verifier: str
+    request_id: str
+
+    @property
+    def client_id(self) -> str:
+        return str(self.client["client_id"])
+
+
+async def _start(web: httpx.AsyncClient, **registration: Any) -> Flow:
+    client = await _register(web, **registration)
+    verifier, challenge = pkce_pair()
+    return Flow(client, verifier, await _consent_request(web, client["client_id"], challenge))
+
+
+async def _code(web: httpx.AsyncClient, token: str, **registration: Any) -> tuple[Flow, str]:
+    """A started authorization, allowed with ``token``, and its code."""
+    flow = await _start(web, **registration)
+    return flow, _redirect_query(await _allow(web, flow.request_id, token))["code"]
 
 
 class _Memory(TokenStorage):
@@ -232,9 +254,7 @@ async def test_mcp_401_points_to_the_metadata(web: httpx.AsyncClient) -> None:
 async def test_a_wrong_token_changes_nothing_and_deny_goes_back_with_an_error(
     web: httpx.AsyncClient, db_session: AsyncSession, personal: dict[str, str]
 ) -> None:
-    client = await _register(web)
-    _, challenge = _pkce()
-    request_id = await _consent_request(web, client["client_id"], challenge)
+    request_id = (await _start(web)).request_id
     for wrong in ("plg_" + "x" * 43, "not-a-token", _token_of(personal) + "x"):
         refused = await _allow(web, request_id, wrong)
         assert refused.status_code == 401
@@ -257,23 +277,20 @@ async def test_a_wrong_token_changes_nothing_and_deny_goes_back_with_an_error(
 async def test_a_code_works_once_with_its_own_verifier(
     web: httpx.AsyncClient, personal: dict[str, str]
 ) -> None:
-    client = await _register(web)
-    verifier, challenge = _pkce()
-    request_id = await _consent_request(web, client["client_id"], challenge)
-    code = _redirect_query(await _allow(web, request_id, _token_of(personal)))["code"]
+    flow, code = await _code(web, _token_of(personal))
     # A second Allow on the same request issues nothing.
-    assert (await _allow(web, request_id, _token_of(personal))).status_code == 400
-    wrong = await _exchange(web, client["client_id"], code, verifier + "x")
+    assert (await _allow(web, flow.request_id, _token_of(personal))).status_code == 400
+    wrong = await _exchange(web, flow.client_id, code, flow.verifier + "x")
     assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_grant")
     other = await _register(web)
-    stolen = await _exchange(web, other["client_id"], code, verifier)
+    stolen = await _exchange(web, other["client_id"], code, flow.verifier)
     assert (stolen.status_code, stolen.json()["error"]) == (400, "invalid_grant")
-    granted = await _exchange(web, client["client_id"], code, verifier)
+    granted = await _exchange(web, flow.client_id, code, flow.verifier)
     assert granted.status_code == 200, granted.text
     access = granted.json()["access_token"]
     assert access.startswith("plg_")
     assert granted.json()["token_type"] == "Bearer"
-    replay = await _exchange(web, client["client_id"], code, verifier)
+    replay = await _exchange(web, flow.client_id, code, flow.verifier)
     assert (replay.status_code, replay.json()["error"]) == (400, "invalid_grant")
     listed = await web.post(
         "/mcp/call",
@@ -287,15 +304,42 @@ async def test_a_code_works_once_with_its_own_verifier(
 async def test_an_expired_code_is_refused(
     web: httpx.AsyncClient, db_session: AsyncSession, personal: dict[str, str]
 ) -> None:
-    client = await _register(web)
-    verifier, challenge = _pkce()
-    request_id = await _consent_request(web, client["client_id"], challenge)
-    code = _redirect_query(await _allow(web, request_id, _token_of(personal)))["code"]
+    flow, code = await _code(web, _token_of(personal))
     await db_session.execute(
         update(OAuthGrant).values(expires_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 1))
     )
-    expired = await _exchange(web, client["client_id"], code, verifier)
+    expired = await _exchange(web, flow.client_id, code, flow.verifier)
     assert (expired.status_code, expired.json()["error"]) == (400, "invalid_grant")
+
+
+async def test_the_store_issues_one_token_per_code_and_none_for_an_expired_one(
+    app: FastAPI, web: httpx.AsyncClient, db_session: AsyncSession, personal: dict[str, str]
+) -> None:
+    # The SDK's handler refuses used and expired codes before the store is asked; the
+    # store refuses them too, for exchanges that race past those checks.
+    provider = PlaylogOAuthProvider(
+        lambda: app.state.sessionmaker, lambda: app.state.cipher, PUBLIC
+    )
+    flow, code = await _code(web, _token_of(personal))
+    client = await provider.get_client(flow.client_id)
+    assert client is not None
+    loaded = await provider.load_authorization_code(client, code)
+    assert loaded is not None
+    assert (await provider.exchange_authorization_code(client, loaded)).access_token
+    with pytest.raises(TokenError) as used:
+        await provider.exchange_authorization_code(client, loaded)
+    assert used.value.error_description == "the code was already used or expired"
+    flow, code = await _code(web, _token_of(personal))
+    client = await provider.get_client(flow.client_id)
+    assert client is not None
+    loaded = await provider.load_authorization_code(client, code)
+    assert loaded is not None
+    await db_session.execute(
+        update(OAuthGrant).values(expires_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 1))
+    )
+    with pytest.raises(TokenError) as expired:
+        await provider.exchange_authorization_code(client, loaded)
+    assert expired.value.error_description == "the code was already used or expired"
 
 
 @pytest.mark.parametrize(
@@ -376,7 +420,7 @@ async def test_a_confidential_client_needs_its_secret(
     assert stored.client_secret_encrypted is not None
     assert app.state.cipher.decrypt(stored.client_secret_encrypted) == secret
     assert secret not in str(stored.registration)
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce_pair()
     request_id = await _consent_request(web, client["client_id"], challenge)
     code = _redirect_query(await _allow(web, request_id, _token_of(personal)))["code"]
     anonymous = await _exchange(web, client["client_id"], code, verifier)
@@ -387,7 +431,7 @@ async def test_a_confidential_client_needs_its_secret(
 
 async def test_authorize_refuses_unknown_clients_and_redirects(web: httpx.AsyncClient) -> None:
     client = await _register(web)
-    _, challenge = _pkce()
+    _, challenge = pkce_pair()
     base = {
         "response_type": "code",
         "code_challenge": challenge,
@@ -422,9 +466,7 @@ async def test_the_consent_page_refuses_bad_requests(
 async def test_consent_posts_with_bad_fields_are_refused(
     web: httpx.AsyncClient, personal: dict[str, str]
 ) -> None:
-    client = await _register(web)
-    _, challenge = _pkce()
-    request_id = await _consent_request(web, client["client_id"], challenge)
+    request_id = (await _start(web)).request_id
     for data in (
         {"request": request_id, "decision": "maybe", "token": _token_of(personal)},
         {"request": request_id, "decision": "allow", "token": "plg_" + "x" * 300},
@@ -447,27 +489,54 @@ async def test_plain_http_to_another_host_turns_oauth_off(
 
 
 async def test_an_oauth_token_lives_only_while_its_parent_does(
-    web: httpx.AsyncClient, db_session: AsyncSession, personal: dict[str, str]
+    web: httpx.AsyncClient, db_session: AsyncSession, listener: User, personal: dict[str, str]
 ) -> None:
-    client = await _register(web)
-    verifier, challenge = _pkce()
-    request_id = await _consent_request(web, client["client_id"], challenge)
-    code = _redirect_query(await _allow(web, request_id, _token_of(personal)))["code"]
-    access = (await _exchange(web, client["client_id"], code, verifier)).json()["access_token"]
+    parent = await db_session.scalar(select(ApiToken).where(ApiToken.name == "tests"))
+    assert parent is not None
+    in_a_day = await db_now(db_session) + timedelta(days=1)
+    parent.expires_at = in_a_day
+    await db_session.flush()
+    flow, code = await _code(web, _token_of(personal))
+    access = (await _exchange(web, flow.client_id, code, flow.verifier)).json()["access_token"]
+    # Signing in with that token gives a token whose parent is the first one.
+    flow, code = await _code(web, access)
+    second = (await _exchange(web, flow.client_id, code, flow.verifier)).json()["access_token"]
+    children = (
+        await db_session.scalars(select(ApiToken).where(ApiToken.parent_id.is_not(None)))
+    ).all()
+    assert [(child.parent_id, child.expires_at) for child in children] == [
+        (parent.id, in_a_day),
+        (parent.id, in_a_day),
+    ]
     call = {"tool": "history_coverage", "args": {"days": 7}}
-    headers = {"Authorization": f"Bearer {access}"}
-    assert (await web.post("/mcp/call", json=call, headers=headers)).status_code == 200
-    await db_session.execute(
-        update(ApiToken).where(ApiToken.name == "tests").values(revoked_at=func.now())
-    )
-    assert (await web.post("/mcp/call", json=call, headers=headers)).status_code == 401
+    for token in (access, second):
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await web.post("/mcp/call", json=call, headers=headers)).status_code == 200
+    await revoke_token(db_session, listener.id, parent.id)
+    for token in (access, second):
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await web.post("/mcp/call", json=call, headers=headers)).status_code == 401
+    assert [row.active for row in await list_tokens(db_session, listener.id)] == [False] * 3
+
+
+async def test_no_token_is_issued_for_a_parent_revoked_after_consent(
+    web: httpx.AsyncClient, db_session: AsyncSession, listener: User, personal: dict[str, str]
+) -> None:
+    flow, code = await _code(web, _token_of(personal))
+    parent = await db_session.scalar(select(ApiToken).where(ApiToken.name == "tests"))
+    assert parent is not None
+    await revoke_token(db_session, listener.id, parent.id)
+    refused = await _exchange(web, flow.client_id, code, flow.verifier)
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+    assert str(listener.id) not in refused.text
+    assert len(await list_tokens(db_session, listener.id)) == 1
 
 
 async def test_authorize_refuses_oversized_or_malformed_parameters(
     web: httpx.AsyncClient, db_session: AsyncSession
 ) -> None:
     client = await _register(web)
-    _, challenge = _pkce()
+    _, challenge = pkce_pair()
     base = {
         "response_type": "code",
         "client_id": client["client_id"],

@@ -59,14 +59,16 @@ def display_prefix(token: str) -> str:
     return token[:DISPLAY_PREFIX_LENGTH]
 
 
-def is_active(token: ApiToken, now: datetime) -> bool:
-    """Whether the token authenticates at ``now`` (pass the database's clock)."""
-    return token.revoked_at is None and (token.expires_at is None or token.expires_at > now)
+@dataclass(frozen=True)
+class ListedToken:
+    token: ApiToken
+    # Whether it authenticates now: the rule authentication applies, parent included.
+    active: bool
 
 
 def _live() -> ColumnElement[bool]:
-    """SQL twin of :func:`is_active`, at the database's clock; a token issued through
-    OAuth is live only while its parent is too."""
+    """Whether a token authenticates, at the database's clock: not revoked, not expired,
+    and, for a token issued through OAuth, its parent neither."""
     parent = aliased(ApiToken)
     return and_(
         ApiToken.revoked_at.is_(None),
@@ -103,8 +105,13 @@ async def create_token(
     parent_id: uuid.UUID | None = None,
 ) -> IssuedToken:
     """Issue a token for the user. NotFound for an unknown user; ValidationFailed for a
-    bad name or an expiry that is naive or not in the future; Conflict at the cap of
-    MAX_ACTIVE_TOKENS active tokens."""
+    bad name, an expiry that is naive or not in the future, or a parent that is not a
+    live token of the user; Conflict at the cap of MAX_ACTIVE_TOKENS active tokens.
+
+    A token with a parent (one issued through OAuth for the token the user signed in
+    with) expires with it and works only while it does. Its parent is always a token
+    without one: a token issued for a child names the child's parent.
+    """
     name = validate_name(name)
     if expires_at is not None:
         if expires_at.tzinfo is None or expires_at.utcoffset() is None:
@@ -121,6 +128,15 @@ async def create_token(
             f"user {user_id} already has {MAX_ACTIVE_TOKENS} active tokens: "
             "revoke one before creating another"
         )
+    if parent_id is not None:
+        parent = await session.scalar(
+            select(ApiToken).where(ApiToken.id == parent_id, ApiToken.user_id == user_id, _live())
+        )
+        if parent is None:
+            raise ValidationFailed("the parent token is revoked, expired or not this user's")
+        parent_id = parent.parent_id or parent.id
+        if parent.expires_at is not None:
+            expires_at = min(expires_at or parent.expires_at, parent.expires_at)
     secret = generate_token()
     row = ApiToken(
         user_id=user_id,
@@ -136,16 +152,16 @@ async def create_token(
     return IssuedToken(token=row, secret=secret)
 
 
-async def list_tokens(session: AsyncSession, user_id: uuid.UUID) -> list[ApiToken]:
+async def list_tokens(session: AsyncSession, user_id: uuid.UUID) -> list[ListedToken]:
     """Every token of the user, newest first, revoked and expired ones included."""
     await find_user(session, user_id)
-    rows = await session.scalars(
-        select(ApiToken)
+    rows = await session.execute(
+        select(ApiToken, _live())
         .where(ApiToken.user_id == user_id)
         .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
         .execution_options(populate_existing=True)
     )
-    return list(rows)
+    return [ListedToken(token, active) for token, active in rows]
 
 
 async def revoke_token(session: AsyncSession, user_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken:

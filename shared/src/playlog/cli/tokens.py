@@ -11,10 +11,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from playlog.access_tokens import create_token, is_active, list_tokens, revoke_token
+from playlog.access_tokens import ListedToken, create_token, list_tokens, revoke_token
 from playlog.cli.database import database_url, run_on_database
 from playlog.db.engine import create_sessionmaker, db_now
-from playlog.db.models import ApiToken
 from playlog.errors import ValidationFailed
 
 DEFAULT_NAME = "cli"
@@ -77,10 +76,15 @@ def create_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(row: ApiToken, now: datetime) -> str:
-    if is_active(row, now):
+def _status(row: ListedToken, now: datetime) -> str:
+    token = row.token
+    if row.active:
         return "active"
-    return "revoked" if row.revoked_at is not None else "expired"
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= now:
+        return "expired"
+    return "ended"  # issued through OAuth, and the token it was issued for no longer works
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -96,13 +100,13 @@ def list_command(args: argparse.Namespace) -> int:
             now = await db_now(session)
             return [
                 {
-                    "id": str(row.id),
-                    "name": row.name,
-                    "prefix": row.prefix,
-                    "created_at": _iso(row.created_at),
-                    "last_used_at": _iso(row.last_used_at),
-                    "expires_at": _iso(row.expires_at),
-                    "revoked_at": _iso(row.revoked_at),
+                    "id": str(row.token.id),
+                    "name": row.token.name,
+                    "prefix": row.token.prefix,
+                    "created_at": _iso(row.token.created_at),
+                    "last_used_at": _iso(row.token.last_used_at),
+                    "expires_at": _iso(row.token.expires_at),
+                    "revoked_at": _iso(row.token.revoked_at),
                     "status": _status(row, now),
                 }
                 for row in rows

@@ -12,11 +12,9 @@ from playlog.access_tokens import (
     MAX_ACTIVE_TOKENS,
     MAX_NAME_LENGTH,
     create_token,
-    is_active,
     list_tokens,
     revoke_token,
 )
-from playlog.db.engine import db_now
 from playlog.web.db import DbSession
 
 router = APIRouter(prefix="/users")
@@ -82,20 +80,18 @@ async def create_user_token(
 @router.get("/{user_id}/tokens")
 async def list_user_tokens(user_id: uuid.UUID, session: DbSession) -> list[TokenView]:
     """The user's tokens, newest first, revoked and expired ones included."""
-    rows = await list_tokens(session, user_id)
-    now = await db_now(session)
     return [
         TokenView(
-            id=row.id,
-            name=row.name,
-            prefix=row.prefix,
-            created_at=row.created_at,
-            last_used_at=row.last_used_at,
-            expires_at=row.expires_at,
-            revoked_at=row.revoked_at,
-            active=is_active(row, now),
+            id=row.token.id,
+            name=row.token.name,
+            prefix=row.token.prefix,
+            created_at=row.token.created_at,
+            last_used_at=row.token.last_used_at,
+            expires_at=row.token.expires_at,
+            revoked_at=row.token.revoked_at,
+            active=row.active,
         )
-        for row in rows
+        for row in await list_tokens(session, user_id)
     ]
 
 

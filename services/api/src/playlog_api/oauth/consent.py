@@ -19,14 +19,13 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from mcp.server.auth.provider import AuthorizationParams, construct_redirect_uri
-from mcp.shared.auth import OAuthClientInformationFull
 from sqlalchemy import delete, func, select, update
 
-from playlog.access_tokens import MAX_PRESENTED_LENGTH, authenticate_token
+from playlog.access_tokens import MAX_PRESENTED_LENGTH, authenticate_token, hash_token
 from playlog.db.models import OAuthClient, OAuthGrant
 from playlog.web.db import DbSession
 from playlog_api.auth.pages import outcome
-from playlog_api.oauth.provider import CODE_LIFETIME, client_label, secret_hash
+from playlog_api.oauth.provider import CODE_LIFETIME, client_label
 
 router = APIRouter(prefix="/oauth", tags=["oauth"], include_in_schema=False)
 
@@ -106,7 +105,7 @@ async def _pending(session: DbSession, request_id: str) -> Pending | None:
             select(OAuthGrant, OAuthClient)
             .join(OAuthClient, OAuthClient.client_id == OAuthGrant.client_id)
             .where(
-                OAuthGrant.request_hash == secret_hash(request_id),
+                OAuthGrant.request_hash == hash_token(request_id),
                 OAuthGrant.user_id.is_(None),
                 OAuthGrant.expires_at > func.now(),
             )
@@ -115,11 +114,10 @@ async def _pending(session: DbSession, request_id: str) -> Pending | None:
     if found is None:
         return None
     grant, client = found
-    info = OAuthClientInformationFull.model_validate(
-        {**client.registration, "client_id": client.client_id}
-    )
     return Pending(
-        grant.request_hash, client_label(info), AuthorizationParams.model_validate(grant.request)
+        grant.request_hash,
+        client_label(client.registration.get("client_name")),
+        AuthorizationParams.model_validate(grant.request),
     )
 
 
@@ -176,9 +174,8 @@ async def consent(
         .where(OAuthGrant.request_hash == pending.request_hash, OAuthGrant.user_id.is_(None))
         .values(
             user_id=signed_in.user_id,
-            # The root token: a token issued through OAuth cannot outlive its own parent.
-            token_id=signed_in.parent_id or signed_in.id,
-            code_hash=secret_hash(code),
+            token_id=signed_in.id,
+            code_hash=hash_token(code),
             expires_at=func.now() + CODE_LIFETIME,
         )
         .returning(OAuthGrant.request_hash)

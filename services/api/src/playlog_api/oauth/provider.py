@@ -16,12 +16,12 @@ metadata) and validates every request; this module is their storage:
   it is listed and revoked like any other token and reads nothing but its user's data.
 
 Pending requests live ten minutes, codes five. No refresh tokens are issued: the access
-token lives until it is revoked, like the tokens a user creates themselves.
+token works while the token the user signed in with does (its parent), and until it is
+revoked itself.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -44,16 +44,16 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from playlog.access_tokens import MAX_NAME_LENGTH, create_token
+from playlog.access_tokens import MAX_NAME_LENGTH, create_token, hash_token
 from playlog.crypto import TokenCipher
-from playlog.db.models import ApiToken, OAuthClient, OAuthGrant
+from playlog.db.models import OAuthClient, OAuthGrant
 from playlog.errors import AppError
 
 PENDING_LIFETIME = timedelta(minutes=10)
 CODE_LIFETIME = timedelta(minutes=5)
 # Registration is open (that is what dynamic registration is for), so the table is kept
-# bounded: past this many clients, the oldest are forgotten. Tokens already issued stay
-# valid; a forgotten client registers again.
+# bounded: past this many clients, a new one replaces the oldest that is over an hour old
+# and never completed a sign-in, or is refused. Tokens already issued stay valid.
 MAX_CLIENTS = 500
 IDLE_CLIENT_AGE = timedelta(hours=1)
 MAX_PENDING_PER_CLIENT = 20
@@ -67,13 +67,9 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 SCOPE = "history"
 
 
-def secret_hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def client_label(client: OAuthClientInformationFull) -> str:
+def client_label(client_name: str | None) -> str:
     """The client's name as shown to the user and used for its tokens: printable, short."""
-    name = "".join(ch for ch in (client.client_name or "") if ch.isprintable()).strip()
+    name = "".join(ch for ch in (client_name or "") if ch.isprintable()).strip()
     return name[:MAX_CLIENT_NAME] or "An OAuth client"
 
 
@@ -142,8 +138,9 @@ class PlaylogOAuthProvider:
             )
         secret = client_info.client_secret
         async with self._sessionmaker()() as session:
-            count = await session.scalar(select(func.count()).select_from(OAuthClient))
-            if (count or 0) >= MAX_CLIENTS:
+            count = await session.scalar(select(func.count()).select_from(OAuthClient)) or 0
+            excess = count - MAX_CLIENTS + 1
+            if excess > 0:
                 # Only clients that never completed a sign-in, and are over an hour old,
                 # make room: a flood of registrations cannot push out the ones in use.
                 idle = (
@@ -153,14 +150,14 @@ class PlaylogOAuthProvider:
                         OAuthClient.created_at < func.now() - IDLE_CLIENT_AGE,
                     )
                     .order_by(OAuthClient.created_at, OAuthClient.client_id)
-                    .limit((count or 0) - MAX_CLIENTS + 1)
+                    .limit(excess)
                 )
                 removed = await session.execute(
                     delete(OAuthClient)
                     .where(OAuthClient.client_id.in_(idle))
                     .returning(OAuthClient.client_id)
                 )
-                if len(removed.all()) < (count or 0) - MAX_CLIENTS + 1:
+                if len(removed.all()) < excess:
                     raise RegistrationError(
                         error="invalid_client_metadata",
                         error_description="too many registered clients; try again later",
@@ -206,7 +203,7 @@ class PlaylogOAuthProvider:
                 )
             session.add(
                 OAuthGrant(
-                    request_hash=secret_hash(request_id),
+                    request_hash=hash_token(request_id),
                     client_id=client.client_id,
                     request=params.model_dump(mode="json"),
                     expires_at=func.now() + PENDING_LIFETIME,
@@ -223,7 +220,7 @@ class PlaylogOAuthProvider:
         async with self._sessionmaker()() as session:
             row = await session.scalar(
                 select(OAuthGrant).where(
-                    OAuthGrant.code_hash == secret_hash(authorization_code),
+                    OAuthGrant.code_hash == hash_token(authorization_code),
                     OAuthGrant.client_id == client.client_id,
                 )
             )
@@ -251,31 +248,27 @@ class PlaylogOAuthProvider:
                 await session.execute(
                     delete(OAuthGrant)
                     .where(
-                        OAuthGrant.code_hash == secret_hash(authorization_code.code),
+                        OAuthGrant.code_hash == hash_token(authorization_code.code),
                         OAuthGrant.client_id == client.client_id,
                         OAuthGrant.expires_at > func.now(),
                     )
                     .returning(OAuthGrant.user_id, OAuthGrant.token_id)
                 )
             ).one_or_none()
-            parent = None if found is None else await session.get(ApiToken, found.token_id)
-            if found is None or found.user_id is None or parent is None:
+            if found is None or found.user_id is None or found.token_id is None:
                 raise TokenError(
                     error="invalid_grant", error_description="the code was already used or expired"
                 )
-            name = f"{client_label(client)} (OAuth)"[:MAX_NAME_LENGTH]
+            name = f"{client_label(client.client_name)} (OAuth)"[:MAX_NAME_LENGTH]
             try:
-                # The new token lives no longer than the one the user signed in with, and
-                # only while that one is live (see playlog.access_tokens).
-                issued = await create_token(
-                    session, found.user_id, name, expires_at=parent.expires_at, parent_id=parent.id
-                )
+                issued = await create_token(session, found.user_id, name, parent_id=found.token_id)
             except AppError as exc:
-                # The user holds the maximum number of live tokens, or the parent expired.
+                # The user holds the maximum number of live tokens, or the token they
+                # signed in with was revoked or expired since.
                 raise TokenError(
                     error="invalid_grant",
                     error_description="no token could be issued: revoke unused tokens, or sign "
-                    "in again with a token that is not about to expire",
+                    "in again with a live token",
                 ) from exc
             await session.execute(
                 update(OAuthClient)
