@@ -245,7 +245,8 @@ def test_valid_records_are_all_parsed_in_bulk(indent: int | None, huge: bool) ->
     records = _tricky_records(3000)
     if huge:
         records[1000]["master_metadata_track_name"] = "}, {" * 200_000
-    content = json.dumps(records, indent=indent).encode()
+    # Names as real exports write them: UTF-8, not \u escapes.
+    content = json.dumps(records, ensure_ascii=False, indent=indent).encode()
     bulk = _bulk(io.BytesIO(content[1:]), b"")
     parsed: list[Any] = []
     while True:

@@ -265,3 +265,24 @@ def test_a_dropped_export_being_queued_is_not_taken_for_a_left_over(
     _move(dropped, target)
     assert remove_leftover_uploads(settings.upload_dir, []) == 0
     assert target.exists()
+
+
+def test_the_sweep_follows_no_link_out_of_the_upload_dir(
+    settings: CollectorSettings, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    theirs = outside / "old.zip"
+    theirs.write_bytes(b"PK\x03\x04")
+    linked = settings.upload_dir / str(uuid.uuid4())
+    settings.upload_dir.mkdir(parents=True, exist_ok=True)
+    linked.symlink_to(outside, target_is_directory=True)
+    ours = settings.upload_dir / str(uuid.uuid4()) / f"{uuid.uuid4()}.zip"
+    ours.parent.mkdir()
+    ours.write_bytes(b"PK\x03\x04")
+    hours_ago = time.time() - 3 * 3600
+    for path in (theirs, ours):
+        os.utime(path, (hours_ago, hours_ago))
+    assert remove_leftover_uploads(settings.upload_dir, []) == 1
+    assert theirs.exists()
+    assert not ours.exists()

@@ -186,12 +186,17 @@ def test_an_import_survives_a_kill_9_of_its_collector(
         running = _wait_for(
             url, job_id, first, first_log, lambda job: job[0] == "running" and job[1] > 0
         )
-        reader = psutil.Process(first.pid).children(recursive=True)
+        reader = [
+            child
+            for child in psutil.Process(first.pid).children(recursive=True)
+            if "playlog.exports.reader" in " ".join(child.cmdline())
+        ]
         os.kill(first.pid, signal.SIGKILL)
     finally:
         first.kill()
         first.wait(timeout=30)
     assert running[4] < members * per_member, "the import ended before the kill"
+    assert reader, "no reader process was running at the kill"
     # The reader stops at its next write to the dead importer.
     _, alive = psutil.wait_procs(reader, timeout=30)
     assert alive == []

@@ -37,7 +37,7 @@ from playlog.exports.reader import (
     ReaderProcess,
     Rows,
 )
-from playlog.exports.report import ImportReport, MemberReport, Totals
+from playlog.exports.report import ImportReport, MemberReport, Totals, rows_staged
 from playlog.settings import ImportSettings
 
 PROGRESS_EVERY_S = 1.0
@@ -197,8 +197,7 @@ class _Run:
 
     async def _store(self, message: End) -> None:
         member = self.archive.members[message.index]
-        # Every record the reader read became a staged row unless it was skipped.
-        counts = loader.MemberCounts(staged=message.records - sum(message.skipped.values()))
+        counts = loader.MemberCounts(staged=rows_staged(message.records, message.skipped))
         span = (message.earliest, message.latest) if message.earliest and message.latest else None
         await loader.store(
             self.connection, self.user_id, member.format, message.items or None, counts, span
@@ -252,7 +251,7 @@ class _Run:
             format=member.format,
             status="already_imported",
             records=first.records,
-            duplicates=first.records - sum(first.skipped.values()),
+            duplicates=rows_staged(first.records, first.skipped),
             skipped=first.skipped,
             earliest=first.earliest,
             latest=first.latest,

@@ -298,11 +298,8 @@ async def run_job(
             return JobOutcome("pending", None, str(exc))
         stopped = report_so_far(files, started, cancelled=True)
         return JobOutcome(await finish(engine, job, stopped), None, str(exc))
-    except AppError as exc:
-        refused = report_so_far(files, started, error=exc.message)
-        return JobOutcome(await finish(engine, job, refused), None, exc.message)
-    except OSError as exc:
-        error = f"the upload cannot be read ({exc})"
-        unread = report_so_far(files, started, error=error)
-        return JobOutcome(await finish(engine, job, unread), None, error)
+    except (AppError, OSError) as exc:
+        error = exc.message if isinstance(exc, AppError) else f"the upload cannot be read ({exc})"
+        failed = report_so_far(files, started, error=error)
+        return JobOutcome(await finish(engine, job, failed), None, error)
     return JobOutcome(await finish(engine, job, report), report, report.error)

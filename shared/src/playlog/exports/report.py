@@ -15,6 +15,11 @@ ImportStatus = Literal["success", "partial", "error", "cancelled"]
 MAX_IGNORED_NAMES = 50
 
 
+def rows_staged(records: int, skipped: dict[str, int]) -> int:
+    """A member's staged rows: every record it read became one unless it was skipped."""
+    return records - sum(skipped.values())
+
+
 class MemberReport(BaseModel):
     name: str
     format: str

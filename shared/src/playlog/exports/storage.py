@@ -60,26 +60,24 @@ async def delete_upload(upload_dir: Path, path: str | None) -> None:
         log.warning("could not delete an import upload: %s", type(exc).__name__)
 
 
-def remove_leftover_uploads(
-    upload_dir: Path, live: Iterable[str], *, older_than_s: float = LEFTOVER_AFTER_S
-) -> int:
+def remove_leftover_uploads(upload_dir: Path, live: Iterable[str]) -> int:
     """Remove the upload files (``<user>/<job>.zip`` and ``.zip.part``) that no path in
-    ``live`` names and that have not changed for ``older_than_s``; return how many went.
+    ``live`` names and that have not changed for LEFTOVER_AFTER_S; return how many went.
     A file still being written, or just renamed into place for a job about to be
-    committed, is recent and stays."""
+    committed, is recent and stays. Removal is :func:`remove_upload_files`'s, so a
+    folder that links out of UPLOAD_DIR is not followed."""
     root = upload_dir.resolve()
     if not root.is_dir():
         return 0
     kept = {target for path in live if (target := inside(root, Path(path))) is not None}
-    cutoff = time.time() - older_than_s
-    removed = 0
+    cutoff = time.time() - LEFTOVER_AFTER_S
+    doomed = []
     for pattern in (f"*/*{_UPLOAD_SUFFIX}", f"*/*{_UPLOAD_SUFFIX}{_PART_SUFFIX}"):
         for path in root.glob(pattern):
-            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
-                if path not in kept and path.is_file() and path.lstat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-    return removed
+            with contextlib.suppress(OSError):  # gone meanwhile
+                if path not in kept and path.lstat().st_mtime < cutoff:
+                    doomed.append(str(path))
+    return remove_upload_files(upload_dir, doomed)
 
 
 def inside(root: Path, path: Path) -> Path | None:
