@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from playlog_api.history.queries import ARTIST_ID
+from playlog_api.history.queries import ARTIST_ID, TRACK_ORDER
 from playlog_api.history.schemas import LimitedWindowArgs, hours, share
 from playlog_api.history.totals import COUNTED, IN_WINDOW, LISTENING_MS, Scope, open_scope
 from playlog_api.history.window import WindowView
@@ -158,7 +158,7 @@ def _discoveries_sql(scope: Scope) -> str:
              FROM (SELECT track_id, name, artist, album_name, plays, listening_ms,
                           first_played_at
                    FROM music
-                   ORDER BY plays DESC, listening_ms DESC, name, track_id LIMIT :limit) x)"""
+                   ORDER BY {TRACK_ORDER} LIMIT :limit) x)"""
 
 
 def utc_instant(value: str) -> datetime:

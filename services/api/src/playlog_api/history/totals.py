@@ -22,7 +22,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -110,7 +109,7 @@ class Scope:
         history) rather than the window's plays; queries of their own follow it too."""
         return self.use_totals and self.whole_history
 
-    @cached_property
+    @property
     def hours(self) -> str:
         """Subquery: totals per local hour over the window."""
         window = self.window

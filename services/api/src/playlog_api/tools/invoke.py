@@ -20,8 +20,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 
-from playlog.db.models import User
-from playlog.errors import NotFound, ServiceUnavailable, ValidationFailed
+from playlog.errors import ServiceUnavailable, ValidationFailed
+from playlog.users import find_user
 from playlog_api.tools.access import Caller
 from playlog_api.tools.registry import Tool, ToolContext
 
@@ -69,9 +69,7 @@ async def invoke(
 ) -> BaseModel:
     """Run ``tool`` for the user ``caller`` may act for; the session's owner commits."""
     target = caller.target(user_id)
-    user = await session.get(User, target)
-    if user is None:
-        raise NotFound(f"no user with id {target}")
+    user = await find_user(session, target)
     await session.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
     context = ToolContext(
         session=session,
