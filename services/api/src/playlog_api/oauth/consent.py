@@ -24,7 +24,7 @@ from sqlalchemy import delete, func, select, update
 from playlog.access_tokens import MAX_PRESENTED_LENGTH, authenticate_token, hash_token
 from playlog.db.models import OAuthClient, OAuthGrant
 from playlog.web.db import DbSession
-from playlog_api.auth.pages import outcome
+from playlog_api.auth.pages import STYLE, outcome
 from playlog_api.oauth.provider import CODE_LIFETIME, client_label
 
 router = APIRouter(prefix="/oauth", tags=["oauth"], include_in_schema=False)
@@ -42,10 +42,9 @@ _FORM = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Allow {client} · Playlog</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;
-color:#1b1b1b}}h1{{font-size:1.4rem}}p{{line-height:1.5}}.note{{color:#555}}
-.error{{color:#a00;font-weight:600}}input{{width:100%;padding:.5rem;font:inherit;
-box-sizing:border-box}}button{{padding:.5rem 1rem;font:inherit;margin:1rem .5rem 0 0}}</style>
+<style>{style}.error{{color:#a00;font-weight:600}}input{{width:100%;padding:.5rem;
+font:inherit;box-sizing:border-box}}button{{padding:.5rem 1rem;font:inherit;
+margin:1rem .5rem 0 0}}</style>
 </head><body>
 <h1>Allow {client} to read your listening history?</h1>
 <p><strong>{client}</strong> will be able to read your Playlog history: plays, skips,
@@ -73,6 +72,7 @@ def _form(
         host=escape(urlsplit(redirect_uri).netloc),
         request=escape(request_id),
         max_token=MAX_PRESENTED_LENGTH,
+        style=STYLE,
         error=f'<p class="error">{escape(error)}</p>' if error else "",
     )
     return HTMLResponse(page, status, headers=HEADERS)
