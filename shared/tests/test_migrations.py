@@ -22,6 +22,7 @@ EXPECTED_TABLES = {
     "tracks",
     "artists",
     "track_artists",
+    "track_lookup",
     "plays",
     "sync_checkpoints",
     "job_runs",

@@ -94,14 +94,11 @@ _NONE_KNOWN = "SELECT NULL::text AS name WHERE false"
 
 # Name, album and primary artist of a music track.
 _CATALOG = """
-    SELECT tr.track_id, tr.name, tr.album_name, a.name AS artist, a.artist_id
-    FROM tracks tr
-    LEFT JOIN track_artists ta ON ta.track_id = tr.track_id AND ta.position = 0
-    LEFT JOIN artists a ON a.artist_id = ta.artist_id
-    WHERE tr.kind = 'track'"""
+    SELECT l.track_id, l.name, l.album_name, l.artist_name AS artist, l.artist_id
+    FROM track_lookup l WHERE l.kind = 'track'"""
 # A window has few new tracks: one index probe each (LIMIT 1 keeps the planner from a hash
 # join that reads the whole catalogue). All time makes every track new: join in bulk.
-_CATALOG_PER_TRACK = f"CROSS JOIN LATERAL ({_CATALOG} AND tr.track_id = f.track_id LIMIT 1) c"
+_CATALOG_PER_TRACK = f"CROSS JOIN LATERAL ({_CATALOG} AND l.track_id = f.track_id LIMIT 1) c"
 _CATALOG_JOINED = f"JOIN ({_CATALOG}) c ON c.track_id = f.track_id"
 
 

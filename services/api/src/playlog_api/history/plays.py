@@ -32,12 +32,10 @@ _RECENT = f"""
         ORDER BY p.played_at DESC
         FETCH FIRST (:limit) ROWS WITH TIES
     )
-    SELECT r.played_at, r.track_id, tr.name, a.name, coalesce(tr.album_name, tr.show_name),
-        tr.kind, r.ms_played, r.skipped, r.source
+    SELECT r.played_at, r.track_id, l.name, l.artist_name, coalesce(l.album_name, l.show_name),
+        l.kind, r.ms_played, r.skipped, r.source
     FROM recent r
-    JOIN tracks tr ON tr.track_id = r.track_id
-    LEFT JOIN track_artists ta ON ta.track_id = r.track_id AND ta.position = 0
-    LEFT JOIN artists a ON a.artist_id = ta.artist_id
+    JOIN track_lookup l ON l.track_id = r.track_id
     ORDER BY r.played_at DESC, r.track_id DESC"""
 
 # Tracks the user has played whose name, primary artist or album/show contains the
@@ -47,15 +45,13 @@ _RECENT = f"""
 # artists, built from the small artists table only when artists are searched.
 _LIKE = "LIKE lower(:pattern) ESCAPE '\\'"
 _MATCHED = f"""
-    SELECT tr.track_id, tr.name, coalesce(tr.album_name, tr.show_name) AS album, tr.kind
-    FROM play_tracks pt JOIN tracks tr ON tr.track_id = pt.track_id
+    SELECT l.track_id, l.name, coalesce(l.album_name, l.show_name) AS album, l.kind,
+        l.artist_name AS artist
+    FROM play_tracks pt JOIN track_lookup l ON l.track_id = pt.track_id
     WHERE pt.user_id = :user_id AND (
-        (:in_track AND lower(tr.name) {_LIKE})
-        OR (:in_album AND (lower(tr.album_name) {_LIKE} OR lower(tr.show_name) {_LIKE}))
-        OR (:in_artist AND tr.track_id IN (
-            SELECT ta.track_id FROM artists a
-            JOIN track_artists ta ON ta.artist_id = a.artist_id AND ta.position = 0
-            WHERE lower(a.name) {_LIKE})))"""
+        (:in_track AND lower(l.name) {_LIKE})
+        OR (:in_album AND (lower(l.album_name) {_LIKE} OR lower(l.show_name) {_LIKE}))
+        OR (:in_artist AND lower(l.artist_name) {_LIKE}))"""
 
 # Per matching track: rows, plays, listening_ms, first_played_at, last_played_at, like
 # scope.tracks but only for the matches (a window of all history reads the totals).
@@ -63,13 +59,13 @@ _STATS_ROLLUP = """
     SELECT m.*, pt.rows, pt.plays, pt.listening_ms, pt.first_played_at, pt.last_played_at
     FROM matched m JOIN play_tracks pt ON pt.user_id = :user_id AND pt.track_id = m.track_id"""
 _STATS_RAW = f"""
-    SELECT m.track_id, m.name, m.album, m.kind, count(*) AS rows,
+    SELECT m.track_id, m.name, m.album, m.kind, m.artist, count(*) AS rows,
         count(*) FILTER (WHERE {COUNTED}) AS plays, sum({LISTENING_MS}) AS listening_ms,
         min(p.played_at) FILTER (WHERE {COUNTED}) AS first_played_at,
         max(p.played_at) FILTER (WHERE {COUNTED}) AS last_played_at
     FROM matched m JOIN plays p ON p.track_id = m.track_id
     WHERE {IN_WINDOW}
-    GROUP BY m.track_id, m.name, m.album, m.kind"""
+    GROUP BY m.track_id, m.name, m.album, m.kind, m.artist"""
 
 
 def _search(stats: str) -> str:
@@ -84,12 +80,10 @@ def _search(stats: str) -> str:
         ORDER BY s.plays DESC, s.listening_ms DESC, s.name, s.track_id
         LIMIT :limit
     )
-    SELECT r.track_id, r.name, a.name, r.album, r.kind, r.plays, r.rows - r.plays,
+    SELECT r.track_id, r.name, r.artist, r.album, r.kind, r.plays, r.rows - r.plays,
         r.listening_ms, r.first_played_at, r.last_played_at, r.total_tracks,
         r.total_plays, r.total_skips, r.total_ms
     FROM ranked r
-    LEFT JOIN track_artists ta ON ta.track_id = r.track_id AND ta.position = 0
-    LEFT JOIN artists a ON a.artist_id = ta.artist_id
     ORDER BY r.plays DESC, r.listening_ms DESC, r.name, r.track_id"""
 
 

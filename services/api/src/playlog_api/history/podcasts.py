@@ -75,10 +75,10 @@ def _spoken_sql(scope: Scope) -> str:
     # One pass over the window's per-track totals, then one row per kind.
     return f"""
         WITH t AS MATERIALIZED (
-            SELECT t.track_id, t.plays, t.listening_ms, t.last_played_at, tr.kind, tr.name,
-                coalesce(tr.show_name, tr.album_name) AS show
+            SELECT t.track_id, t.plays, t.listening_ms, t.last_played_at, l.kind, l.name,
+                coalesce(l.show_name, l.album_name) AS show
             FROM ({scope.tracks}) t
-            JOIN tracks tr ON tr.track_id = t.track_id AND tr.kind IN ('episode', 'audiobook')
+            JOIN track_lookup l ON l.track_id = t.track_id AND l.kind IN ('episode', 'audiobook')
         ),
         shows AS MATERIALIZED (
             SELECT kind, show, sum(plays) AS plays, sum(listening_ms) AS listening_ms,

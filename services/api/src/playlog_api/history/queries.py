@@ -1,8 +1,10 @@
 """Aggregates over a user's window, built on the per-track and per-hour totals.
 
-Music lists (tracks, artists, albums) count music only (``tracks.kind = 'track'``);
-totals, heatmaps and coverage count every kind. Artists are credited by their primary
-artist (position 0), which is also the one artist an export names, and grouped by name:
+Music lists (tracks, artists, albums) count music only (``kind = 'track'``); totals,
+heatmaps and coverage count every kind. Kind, names and the primary artist come from
+``track_lookup`` (one row per track, kept by triggers on the catalog). Artists are
+credited by their primary artist (position 0), which is also the one artist an export
+names, and grouped by name:
 the same artist may be known by a Spotify id and by an id derived from an export row.
 Ties are broken by listening time, then by name, so a list is always in the same order.
 Statements that answer several parts at once return them as json columns, which the
@@ -96,15 +98,23 @@ class Hourly:
 
 # A window's music: per-track totals with the track's names and primary artist.
 _MUSIC = """
-    SELECT t.track_id, t.plays, t.listening_ms, tr.name, tr.album_name,
-        a.name AS artist, a.artist_id
+    SELECT t.track_id, t.plays, t.listening_ms, l.name, l.album_name,
+        l.artist_name AS artist, l.artist_id
     FROM ({track_plays}) t
-    JOIN tracks tr ON tr.track_id = t.track_id AND tr.kind = 'track'
-    LEFT JOIN track_artists ta ON ta.track_id = t.track_id AND ta.position = 0
-    LEFT JOIN artists a ON a.artist_id = ta.artist_id
+    JOIN track_lookup l ON l.track_id = t.track_id AND l.kind = 'track'
     WHERE t.plays > 0"""
 # The order of every top-tracks list, over rows with plays, listening_ms, name, track_id.
 TRACK_ORDER = "plays DESC, listening_ms DESC, name, track_id"
+# Over the music rows "m": distinct tracks, plays, tracks played once and 10+ times, the
+# most plays of one track (a json array), and the top tracks (a json list).
+_REPEAT_COUNTS = """
+    (SELECT json_build_array(count(*), coalesce(sum(plays), 0),
+        count(*) FILTER (WHERE plays = 1), count(*) FILTER (WHERE plays >= 10),
+        coalesce(max(plays), 0)) FROM m)"""
+_TOP_TRACKS = f"""
+    (SELECT coalesce(json_agg(json_build_array(track_id, name, artist, album_name, plays,
+        listening_ms) ORDER BY {TRACK_ORDER}), '[]')
+     FROM (SELECT * FROM m ORDER BY {TRACK_ORDER} LIMIT :limit) top)"""
 # The top artists of the music rows "m" (one rule for the summary and the artists tool).
 _TOP_ARTISTS = f"""
     SELECT artist, {ARTIST_ID} AS artist_id, sum(plays) AS plays,
@@ -113,29 +123,29 @@ _TOP_ARTISTS = f"""
     ORDER BY 3 DESC, 4 DESC, artist LIMIT :limit"""
 
 
+def _with_music(scope: Scope) -> str:
+    return f"WITH m AS MATERIALIZED ({_MUSIC.format(track_plays=scope.track_plays)})"
+
+
 async def music(session: AsyncSession, scope: Scope, limit: int) -> Music:
     """Distinct tracks and artists, top tracks and artists and repeat figures, in one
     statement: the per-track totals are joined to the catalog once and reused."""
     sql = f"""
-        WITH m AS MATERIALIZED ({_MUSIC.format(track_plays=scope.track_plays)})
-        SELECT
-            (SELECT json_build_array(count(*), count(DISTINCT artist), coalesce(sum(plays), 0),
-                count(*) FILTER (WHERE plays = 1), count(*) FILTER (WHERE plays >= 10),
-                coalesce(max(plays), 0)) FROM m),
-            (SELECT coalesce(json_agg(json_build_array(track_id, name, artist, album_name,
-                plays, listening_ms) ORDER BY {TRACK_ORDER}), '[]')
-             FROM (SELECT * FROM m ORDER BY {TRACK_ORDER} LIMIT :limit) top),
+        {_with_music(scope)}
+        SELECT {_REPEAT_COUNTS}, (SELECT count(DISTINCT artist) FROM m), {_TOP_TRACKS},
             (SELECT coalesce(json_agg(json_build_array(artist, artist_id, plays, listening_ms,
                 tracks) ORDER BY plays DESC, listening_ms DESC, artist), '[]')
              FROM ({_TOP_ARTISTS}) top)"""
-    counts, tracks, artists = (await _rows(session, sql, {**scope.params, "limit": limit}))[0]
-    unique, unique_artists, plays, once, ten_plus, most = counts
+    counts, unique_artists, tracks, artists = (
+        await _rows(session, sql, {**scope.params, "limit": limit})
+    )[0]
+    repeat = _repeat(*counts)
     return Music(
-        unique_tracks=unique,
+        unique_tracks=repeat.unique_tracks,
         unique_artists=unique_artists,
         top_tracks=_track_counts(tracks),
         top_artists=_artist_counts(artists),
-        repeat=_repeat(unique, plays, once, ten_plus, most),
+        repeat=repeat,
     )
 
 
@@ -215,39 +225,21 @@ async def repeat_stats(
     session: AsyncSession, scope: Scope, limit: int = 1
 ) -> tuple[RepeatStats, list[TrackCount]]:
     """How much of the window's music went to tracks heard before, and the ``limit`` most
-    played tracks: one statement, and artists are looked up for the top tracks only."""
-    sql = f"""
-        WITH m AS MATERIALIZED (
-            SELECT t.track_id, t.plays, t.listening_ms, tr.name, tr.album_name
-            FROM ({scope.track_plays}) t
-            JOIN tracks tr ON tr.track_id = t.track_id AND tr.kind = 'track'
-            WHERE t.plays > 0
-        )
-        SELECT
-            (SELECT json_build_array(count(*), coalesce(sum(plays), 0),
-                count(*) FILTER (WHERE plays = 1), count(*) FILTER (WHERE plays >= 10),
-                coalesce(max(plays), 0)) FROM m),
-            (SELECT coalesce(json_agg(json_build_array(top.track_id, top.name, a.name,
-                top.album_name, top.plays, top.listening_ms) ORDER BY top.n), '[]')
-             FROM (SELECT *, row_number() OVER (ORDER BY {TRACK_ORDER}) AS n FROM m
-                   ORDER BY {TRACK_ORDER} LIMIT :limit) top
-             LEFT JOIN track_artists ta ON ta.track_id = top.track_id AND ta.position = 0
-             LEFT JOIN artists a ON a.artist_id = ta.artist_id)"""
+    played tracks, in one statement."""
+    sql = f"{_with_music(scope)} SELECT {_REPEAT_COUNTS}, {_TOP_TRACKS}"
     counts, tracks = (await _rows(session, sql, {**scope.params, "limit": limit}))[0]
     return _repeat(*counts), _track_counts(tracks)
 
 
 async def top_albums(session: AsyncSession, scope: Scope, limit: int) -> list[AlbumCount]:
     sql = f"""
-        SELECT tr.album_name, a.name, sum(t.plays), sum(t.listening_ms),
+        SELECT l.album_name, l.artist_name, sum(t.plays), sum(t.listening_ms),
             count(*) FILTER (WHERE t.plays > 0)
         FROM ({scope.track_plays}) t
-        JOIN tracks tr ON tr.track_id = t.track_id AND tr.kind = 'track'
-        LEFT JOIN track_artists ta ON ta.track_id = t.track_id AND ta.position = 0
-        LEFT JOIN artists a ON a.artist_id = ta.artist_id
-        WHERE tr.album_name IS NOT NULL
-        GROUP BY tr.album_name, a.name HAVING sum(t.plays) > 0
-        ORDER BY 3 DESC, 4 DESC, tr.album_name, a.name
+        JOIN track_lookup l ON l.track_id = t.track_id AND l.kind = 'track'
+        WHERE l.album_name IS NOT NULL
+        GROUP BY l.album_name, l.artist_name HAVING sum(t.plays) > 0
+        ORDER BY 3 DESC, 4 DESC, l.album_name, l.artist_name
         LIMIT :limit"""
     rows = await _rows(session, sql, {**scope.params, "limit": limit})
     return [

@@ -36,7 +36,7 @@ _BACK_TO_BACK = f"""
     ), repeats AS (
         SELECT s.track_id, s.previous_at, s.played_at,
             s.n - row_number() OVER (ORDER BY s.n) AS island
-        FROM seq s JOIN tracks tr ON tr.track_id = s.track_id AND tr.kind = 'track'
+        FROM seq s JOIN track_lookup l ON l.track_id = s.track_id AND l.kind = 'track'
         WHERE s.previous_track = s.track_id
     ), longest AS (
         SELECT track_id, count(*) + 1 AS plays, min(previous_at) AS started_at,
@@ -45,13 +45,11 @@ _BACK_TO_BACK = f"""
         ORDER BY plays DESC, ended_at DESC, track_id
         LIMIT 1
     )
-    SELECT (SELECT count(*) FROM repeats), l.track_id, tr.name, a.name, l.plays,
-        l.started_at, l.ended_at
+    SELECT (SELECT count(*) FROM repeats), r.track_id, l.name, l.artist_name, r.plays,
+        r.started_at, r.ended_at
     FROM (SELECT 1) AS one
-    LEFT JOIN longest l ON true
-    LEFT JOIN tracks tr ON tr.track_id = l.track_id
-    LEFT JOIN track_artists ta ON ta.track_id = l.track_id AND ta.position = 0
-    LEFT JOIN artists a ON a.artist_id = ta.artist_id"""
+    LEFT JOIN longest r ON true
+    LEFT JOIN track_lookup l ON l.track_id = r.track_id"""
 
 
 class RepeatRateArgs(WindowArgs):

@@ -82,31 +82,24 @@ class Skips(BaseModel):
 
 
 def _most_skipped_sql(scope: Scope) -> str:
-    # Tracks and artists share one pass over the window's per-track totals. Names are
-    # looked up for the listed tracks only; artists need every track's primary artist.
+    # Tracks and artists share one pass over the window's per-track totals.
     return f"""
         WITH t AS MATERIALIZED (
-            SELECT t.track_id, t.rows, t.rows - t.plays AS skips
+            SELECT t.track_id, t.rows, t.rows - t.plays AS skips, l.name,
+                l.artist_name AS artist, l.artist_id
             FROM ({scope.track_plays}) t
-            JOIN tracks tr ON tr.track_id = t.track_id AND tr.kind = 'track'
+            JOIN track_lookup l ON l.track_id = t.track_id AND l.kind = 'track'
         ),
         by_artist AS (
-            SELECT a.name, {ARTIST_ID} AS artist_id, sum(t.rows) AS rows,
-                sum(t.skips) AS skips, count(*) AS tracks
-            FROM t
-            JOIN track_artists ta ON ta.track_id = t.track_id AND ta.position = 0
-            JOIN artists a ON a.artist_id = ta.artist_id
-            GROUP BY a.name HAVING sum(t.rows) >= :min_rows AND sum(t.skips) > 0
+            SELECT a.artist AS name, {ARTIST_ID} AS artist_id, sum(a.rows) AS rows,
+                sum(a.skips) AS skips, count(*) AS tracks
+            FROM t a WHERE a.artist IS NOT NULL
+            GROUP BY a.artist HAVING sum(a.rows) >= :min_rows AND sum(a.skips) > 0
         ),
-        -- The inner order lets the outer sort stop after a few rows of catalogue lookups.
         top_tracks AS (
-            SELECT t.*, tr.name, a.name AS artist
-            FROM (SELECT * FROM t WHERE rows >= :min_rows AND skips > 0
-                  ORDER BY skips DESC, skips::float8 / rows DESC, track_id) t
-            JOIN tracks tr ON tr.track_id = t.track_id
-            LEFT JOIN track_artists ta ON ta.track_id = t.track_id AND ta.position = 0
-            LEFT JOIN artists a ON a.artist_id = ta.artist_id
-            ORDER BY t.skips DESC, t.skips::float8 / t.rows DESC, tr.name, t.track_id
+            SELECT track_id, rows, skips, name, artist FROM t
+            WHERE rows >= :min_rows AND skips > 0
+            ORDER BY skips DESC, skips::float8 / rows DESC, name, track_id
             LIMIT :limit
         )
         SELECT

@@ -2,7 +2,7 @@
 
 from playlog.db.models.auth import OAuthClient, OAuthGrant, OAuthState
 from playlog.db.models.base import Base
-from playlog.db.models.catalog import Artist, Track, TrackArtist
+from playlog.db.models.catalog import Artist, Track, TrackArtist, TrackLookup
 from playlog.db.models.imports import ImportedMember, ImportJob
 from playlog.db.models.logs import LogRecord
 from playlog.db.models.plays import Play
@@ -29,6 +29,7 @@ __all__ = [
     "SyncCheckpoint",
     "Track",
     "TrackArtist",
+    "TrackLookup",
     "User",
     "WorkerHeartbeat",
 ]

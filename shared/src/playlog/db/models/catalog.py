@@ -55,3 +55,19 @@ class TrackArtist(Base):
     )
     # 0 is the primary artist.
     position: Mapped[int] = mapped_column(SmallInteger)
+
+
+class TrackLookup(Base):
+    """One narrow row per track with what analytics join on: kind, names and the primary
+    artist (position 0). Kept by triggers on tracks, track_artists and artists (migration
+    0010); nothing writes it directly."""
+
+    __tablename__ = "track_lookup"
+
+    track_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    album_name: Mapped[str | None] = mapped_column(Text)
+    show_name: Mapped[str | None] = mapped_column(Text)
+    artist_id: Mapped[str | None] = mapped_column(Text)
+    artist_name: Mapped[str | None] = mapped_column(Text)

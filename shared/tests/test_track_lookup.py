@@ -1,0 +1,154 @@
+"""``track_lookup`` (migration 0010) always equals what the catalog tables say about each
+track: kind, names and the primary artist, whatever writes the catalog and in what order."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from playlog.db.engine import create_engine
+from playlog.db.migrate import upgrade
+from playlog.exports.importer import import_export
+from playlog.settings import ImportSettings
+from playlog.testing.exports import (
+    delete_users_and_their_catalog,
+    episode_play,
+    extended_member,
+    track_play,
+    write_zip,
+)
+from playlog.testing.plugin import DatabaseFactory
+
+FROM_CATALOG = """
+    SELECT t.track_id, t.kind, t.name, t.album_name, t.show_name, a.artist_id, a.name
+    FROM tracks t
+    LEFT JOIN track_artists ta ON ta.track_id = t.track_id AND ta.position = 0
+    LEFT JOIN artists a ON a.artist_id = ta.artist_id
+    WHERE t.track_id LIKE :prefix ORDER BY t.track_id"""
+KEPT = """
+    SELECT track_id, kind, name, album_name, show_name, artist_id, artist_name
+    FROM track_lookup WHERE track_id LIKE :prefix ORDER BY track_id"""
+
+
+async def _lookup(connection: AsyncConnection | AsyncSession, prefix: str) -> list[tuple[Any, ...]]:
+    """The kept rows of the tracks whose id starts with ``prefix``, after checking they
+    equal the rows derived from the catalog."""
+    params = {"prefix": f"{prefix}%"}
+    kept = [tuple(row) for row in (await connection.execute(text(KEPT), params)).all()]
+    derived = [tuple(row) for row in (await connection.execute(text(FROM_CATALOG), params)).all()]
+    assert kept == derived
+    return kept
+
+
+async def test_the_lookup_follows_every_catalog_write(db_session: AsyncSession) -> None:
+    async def run(sql: str) -> list[tuple[Any, ...]]:
+        await db_session.execute(text(sql))
+        return await _lookup(db_session, "lk-")
+
+    # New tracks (several per statement, as the importer writes them) have no artist yet.
+    rows = await run(
+        "INSERT INTO tracks (track_id, kind, name, album_name, show_name, source) VALUES"
+        " ('lk-1', 'track', 'One', 'First', NULL, 'import_zip'),"
+        " ('lk-2', 'track', 'Two', NULL, NULL, 'import_zip'),"
+        " ('lk-3', 'episode', 'Ep', NULL, 'Show', 'import_zip')"
+    )
+    assert rows == [
+        ("lk-1", "track", "One", "First", None, None, None),
+        ("lk-2", "track", "Two", None, None, None, None),
+        ("lk-3", "episode", "Ep", None, "Show", None, None),
+    ]
+    await db_session.execute(
+        text("INSERT INTO artists (artist_id, name) VALUES ('lk-a', 'Ann'), ('lk-b', 'Bea')")
+    )
+    # Only position 0 is the primary artist.
+    rows = await run(
+        "INSERT INTO track_artists (track_id, artist_id, position) VALUES"
+        " ('lk-1', 'lk-a', 0), ('lk-1', 'lk-b', 1), ('lk-2', 'lk-b', 0)"
+    )
+    assert [row[5:] for row in rows] == [("lk-a", "Ann"), ("lk-b", "Bea"), (None, None)]
+    # The collector fills in an album; a track may be renamed or change kind.
+    rows = await run(
+        "UPDATE tracks SET album_name = 'Second', name = 'Two!', kind = 'audiobook'"
+        " WHERE track_id = 'lk-2'"
+    )
+    assert rows[1][:5] == ("lk-2", "audiobook", "Two!", "Second", None)
+    rows = await run("UPDATE artists SET name = 'Ann B.' WHERE artist_id = 'lk-a'")
+    assert rows[0][5:] == ("lk-a", "Ann B.")
+    # Positions moved about: the old primary steps back, the second one moves up.
+    rows = await run(
+        "UPDATE track_artists SET position = 2 WHERE track_id = 'lk-1' AND position = 0"
+    )
+    assert rows[0][5:] == (None, None)
+    rows = await run(
+        "UPDATE track_artists SET position = 0 WHERE track_id = 'lk-1' AND artist_id = 'lk-b'"
+    )
+    assert rows[0][5:] == ("lk-b", "Bea")
+    rows = await run("DELETE FROM track_artists WHERE track_id = 'lk-2'")
+    assert rows[1][5:] == (None, None)
+    # An artist's removal removes their links, and so their credit.
+    rows = await run("DELETE FROM artists WHERE artist_id = 'lk-b'")
+    assert [row[5:] for row in rows] == [(None, None), (None, None), (None, None)]
+    rows = await run("DELETE FROM tracks WHERE track_id IN ('lk-1', 'lk-3')")
+    assert [row[0] for row in rows] == ["lk-2"]
+
+
+async def test_an_import_fills_the_lookup(db_engine: AsyncEngine, tmp_path: Path) -> None:
+    async with db_engine.begin() as connection:
+        user_id = (
+            await connection.execute(
+                text("INSERT INTO users (display_name) VALUES ('lookup') RETURNING id")
+            )
+        ).scalar_one()
+    prefix = f"lk{uuid.uuid4().hex[:8]}"
+    try:
+        path = write_zip(
+            tmp_path / "e.zip",
+            {
+                extended_member(): [
+                    track_play("2024-06-01T10:00:00Z", f"{prefix}a", name="A", artist="Ann"),
+                    track_play("2024-06-01T10:05:00Z", f"{prefix}b", name="B", artist="Bea"),
+                    episode_play("2024-06-01T11:00:00Z", f"{prefix}e", "Ep", "Show", 60_000),
+                ]
+            },
+        )
+        report = await import_export(db_engine, user_id, path, ImportSettings())
+        assert report.plays_inserted == 3
+        async with db_engine.connect() as connection:
+            rows = await _lookup(connection, prefix)
+        assert [(row[1], row[2], row[4], row[6]) for row in rows] == [
+            ("track", "A", None, "Ann"),
+            ("track", "B", None, "Bea"),
+            ("episode", "Ep", "Show", None),
+        ]
+    finally:
+        await delete_users_and_their_catalog(db_engine, [user_id])
+
+
+async def test_the_migration_fills_the_lookup_from_the_catalog(
+    database_factory: DatabaseFactory,
+) -> None:
+    engine = create_engine(await database_factory(), pool_size=1)
+    try:
+        await upgrade(engine, "0009")
+        async with engine.begin() as connection:
+            for sql in (
+                "INSERT INTO tracks (track_id, kind, name, album_name, show_name, source) VALUES"
+                " ('lk-1', 'track', 'One', 'First', NULL, 'import_zip'),"
+                " ('lk-2', 'episode', 'Ep', NULL, 'Show', 'import_zip')",
+                "INSERT INTO artists (artist_id, name) VALUES ('lk-a', 'Ann'), ('lk-b', 'Bea')",
+                "INSERT INTO track_artists (track_id, artist_id, position) VALUES"
+                " ('lk-1', 'lk-b', 1), ('lk-1', 'lk-a', 0)",
+            ):
+                await connection.execute(text(sql))
+        await upgrade(engine)
+        async with engine.connect() as connection:
+            assert await _lookup(connection, "lk-") == [
+                ("lk-1", "track", "One", "First", None, "lk-a", "Ann"),
+                ("lk-2", "episode", "Ep", None, "Show", None, None),
+            ]
+    finally:
+        await engine.dispose()
