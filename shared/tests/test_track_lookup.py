@@ -78,6 +78,11 @@ async def test_the_lookup_follows_every_catalog_write(db_session: AsyncSession) 
     assert rows[1][:5] == ("lk-2", "audiobook", "Two!", "Second", None)
     rows = await run("UPDATE artists SET name = 'Ann B.' WHERE artist_id = 'lk-a'")
     assert rows[0][5:] == ("lk-a", "Ann B.")
+    # history_search matches the names lowercased, one by one (U+001F between them).
+    search_text = await db_session.scalar(
+        text("SELECT search_text FROM track_lookup WHERE track_id = 'lk-1'")
+    )
+    assert search_text == "one\x1ffirst\x1f\x1fann b."
     # Positions moved about: the old primary steps back, the second one moves up.
     rows = await run(
         "UPDATE track_artists SET position = 2 WHERE track_id = 'lk-1' AND position = 0"

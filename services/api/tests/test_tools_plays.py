@@ -422,6 +422,9 @@ async def test_search_finds_plays_by_track_artist_and_album(
         ("_", "any", {}, ["Delta"]),
         ("\\", "any", {}, ["Back\\Slash"]),
         ("0%", "track", march, ["Gamma 100%"]),
+        # Names are matched one by one: no match spans the end of one and start of another.
+        ("alphafirst", "any", {}, []),
+        ("albumartist", "any", {}, []),
     ]
     for needle, where, window, names in cases:
         result = await call(
@@ -609,6 +612,8 @@ async def test_bad_arguments_get_a_clear_422(
         ("history_search", {"query": "   "}, "query"),
         ("history_search", {"query": "x" * 201}, "query"),
         ("history_search", {"query": "x", "field": "genre"}, "field"),
+        ("history_search", {"query": "a\tb"}, "must not contain control characters"),
+        ("history_search", {"query": "a\u001fb"}, "must not contain control characters"),
         ("history_search", {"query": "x", "tz": "Mars/Base"}, "unknown time zone"),
         ("history_compare_periods", {}, "give days, or all of a_start"),
         ("history_compare_periods", {"days": 7, "a_start": "2026-01-01"}, "not both"),

@@ -4,8 +4,8 @@ Music lists (tracks, artists, albums) count music only (``kind = 'track'``); tot
 heatmaps and coverage count every kind. Kind, names and the primary artist come from
 ``track_lookup`` (one row per track, kept by triggers on the catalog). Artists are
 credited by their primary artist (position 0), which is also the one artist an export
-names, and grouped by name:
-the same artist may be known by a Spotify id and by an id derived from an export row.
+names, and grouped by name: the same artist may be known by a Spotify id and by an id
+derived from an export row.
 Ties are broken by listening time, then by name, so a list is always in the same order.
 Statements that answer several parts at once return them as json columns, which the
 driver (SQLAlchemy's asyncpg dialect registers a json codec) hands over as lists.
@@ -105,12 +105,13 @@ _MUSIC = """
     WHERE t.plays > 0"""
 # The order of every top-tracks list, over rows with plays, listening_ms, name, track_id.
 TRACK_ORDER = "plays DESC, listening_ms DESC, name, track_id"
-# Over the music rows "m": distinct tracks, plays, tracks played once and 10+ times, the
-# most plays of one track (a json array), and the top tracks (a json list).
+# Over the music rows "m", as a json array: distinct tracks, plays, tracks played once and
+# 10+ times, the most plays of one track (the arguments of _repeat).
 _REPEAT_COUNTS = """
     (SELECT json_build_array(count(*), coalesce(sum(plays), 0),
         count(*) FILTER (WHERE plays = 1), count(*) FILTER (WHERE plays >= 10),
         coalesce(max(plays), 0)) FROM m)"""
+# The ``limit`` most played of the music rows "m", as a json list.
 _TOP_TRACKS = f"""
     (SELECT coalesce(json_agg(json_build_array(track_id, name, artist, album_name, plays,
         listening_ms) ORDER BY {TRACK_ORDER}), '[]')

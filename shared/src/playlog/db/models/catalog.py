@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, SmallInteger, Text, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    Computed,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from playlog.db.models.base import Base, created_at_column, one_of, updated_at_column
 
 TRACK_KINDS = ("track", "episode", "audiobook")
+# track_lookup.search_text: lowercased name, album, show and primary artist, joined by
+# U+001F, a character no search text contains, so a match never spans two names.
+SEARCH_TEXT = (
+    "lower(name || chr(31) || coalesce(album_name, '') || chr(31) || coalesce(show_name, '')"
+    " || chr(31) || coalesce(artist_name, ''))"
+)
 SOURCES = ("spotify_api", "import_zip")
 
 
@@ -71,3 +85,5 @@ class TrackLookup(Base):
     show_name: Mapped[str | None] = mapped_column(Text)
     artist_id: Mapped[str | None] = mapped_column(Text)
     artist_name: Mapped[str | None] = mapped_column(Text)
+    # Generated: the four names lowercased, joined by U+001F (history_search matches it).
+    search_text: Mapped[str | None] = mapped_column(Text, Computed(SEARCH_TEXT, persisted=True))

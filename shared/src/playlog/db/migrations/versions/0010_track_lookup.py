@@ -7,6 +7,11 @@ track of a window; the 90-day top artists of a user with a million plays spent 4
 each track in one row, kept by statement-level triggers on the three catalog tables, so
 writers (the collector, the importer, tests) keep it without knowing it exists.
 
+``search_text`` is the four names lowercased once, at write time, for history_search:
+``lower()`` on every name of the catalogue at query time cost a search 57 ms, the stored
+column 14 ms. The names are joined by a control character, which a query never contains,
+so a match never spans two of them.
+
 Revision ID: 0010
 Revises: 0009
 Create Date: 2026-11-21
@@ -96,6 +101,12 @@ TRIGGERS = (
     ("artists_lookup_update", "artists", "UPDATE", "NEW", "playlog_lookup_artists"),
 )
 
+# Lowercased name, album, show and primary artist, joined by the unit separator U+001F.
+SEARCH_TEXT = (
+    "lower(name || chr(31) || coalesce(album_name, '') || chr(31) || coalesce(show_name, '')"
+    " || chr(31) || coalesce(artist_name, ''))"
+)
+
 BACKFILL = """
 INSERT INTO track_lookup (track_id, kind, name, album_name, show_name, artist_id, artist_name)
 SELECT t.track_id, t.kind, t.name, t.album_name, t.show_name, a.artist_id, a.name
@@ -115,6 +126,7 @@ def upgrade() -> None:
         sa.Column("show_name", sa.Text(), nullable=True),
         sa.Column("artist_id", sa.Text(), nullable=True),
         sa.Column("artist_name", sa.Text(), nullable=True),
+        sa.Column("search_text", sa.Text(), sa.Computed(SEARCH_TEXT, persisted=True)),
         sa.PrimaryKeyConstraint("track_id", name=op.f("pk_track_lookup")),
     )
     for function in FUNCTIONS:
