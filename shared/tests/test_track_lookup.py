@@ -70,6 +70,15 @@ async def test_the_lookup_follows_every_catalog_write(db_session: AsyncSession) 
         " ('lk-1', 'lk-a', 0), ('lk-1', 'lk-b', 1), ('lk-2', 'lk-b', 0)"
     )
     assert [row[5:] for row in rows] == [("lk-a", "Ann"), ("lk-b", "Bea"), (None, None)]
+    # One statement may write a track and its link (writable CTEs; the link's trigger
+    # may run before the track's row exists).
+    rows = await run(
+        "WITH t AS (INSERT INTO tracks (track_id, name, source)"
+        " VALUES ('lk-4', 'Four', 'import_zip')),"
+        " l AS (INSERT INTO track_artists (track_id, artist_id, position)"
+        " VALUES ('lk-4', 'lk-a', 0)) SELECT 1"
+    )
+    assert rows[3][5:] == ("lk-a", "Ann")
     # The collector fills in an album; a track may be renamed or change kind.
     rows = await run(
         "UPDATE tracks SET album_name = 'Second', name = 'Two!', kind = 'audiobook'"
@@ -96,8 +105,8 @@ async def test_the_lookup_follows_every_catalog_write(db_session: AsyncSession) 
     assert rows[1][5:] == (None, None)
     # An artist's removal removes their links, and so their credit.
     rows = await run("DELETE FROM artists WHERE artist_id = 'lk-b'")
-    assert [row[5:] for row in rows] == [(None, None), (None, None), (None, None)]
-    rows = await run("DELETE FROM tracks WHERE track_id IN ('lk-1', 'lk-3')")
+    assert [row[5:] for row in rows] == [(None, None)] * 3 + [("lk-a", "Ann B.")]
+    rows = await run("DELETE FROM tracks WHERE track_id IN ('lk-1', 'lk-3', 'lk-4')")
     assert [row[0] for row in rows] == ["lk-2"]
 
 
@@ -155,5 +164,32 @@ async def test_the_migration_fills_the_lookup_from_the_catalog(
                 ("lk-1", "track", "One", "First", None, "lk-a", "Ann"),
                 ("lk-2", "episode", "Ep", None, "Show", None, None),
             ]
+    finally:
+        await engine.dispose()
+
+
+async def test_truncating_the_catalog_empties_or_clears_the_lookup(
+    database_factory: DatabaseFactory,
+) -> None:
+    engine = create_engine(await database_factory(), pool_size=1)
+    catalog = (
+        "INSERT INTO tracks (track_id, name, source) VALUES ('lk-1', 'One', 'import_zip'),"
+        " ('lk-2', 'Two', 'import_zip')",
+        "INSERT INTO artists (artist_id, name) VALUES ('lk-a', 'Ann')",
+        "INSERT INTO track_artists (track_id, artist_id, position) VALUES ('lk-1', 'lk-a', 0)",
+    )
+    try:
+        await upgrade(engine)
+        async with engine.begin() as connection:
+            for sql in catalog:
+                await connection.execute(text(sql))
+            await connection.execute(text("TRUNCATE artists CASCADE"))
+            assert [row[5:] for row in await _lookup(connection, "lk-")] == [(None, None)] * 2
+            await connection.execute(text("TRUNCATE tracks CASCADE"))
+            assert await _lookup(connection, "lk-") == []
+            # The same tracks can be written again.
+            for sql in catalog:
+                await connection.execute(text(sql))
+            assert [row[6] for row in await _lookup(connection, "lk-")] == ["Ann", None]
     finally:
         await engine.dispose()

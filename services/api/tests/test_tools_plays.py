@@ -425,6 +425,9 @@ async def test_search_finds_plays_by_track_artist_and_album(
         # Names are matched one by one: no match spans the end of one and start of another.
         ("alphafirst", "any", {}, []),
         ("albumartist", "any", {}, []),
+        ("1pod", "any", {}, []),
+        # A show name is found by any field; surrounding whitespace is trimmed.
+        ("\tpod show\n", "any", {}, ["Episode 1"]),
     ]
     for needle, where, window, names in cases:
         result = await call(
@@ -434,10 +437,11 @@ async def test_search_finds_plays_by_track_artist_and_album(
             {"query": needle, "field": where, "limit": 4, **window},
         )
         first, last = (date(2026, 3, 1), date(2026, 3, 31)) if window else (None, None)
-        expected = expected_search(history, history.mine(first, last), needle, where, 4)
+        text = needle.strip()
+        expected = expected_search(history, history.mine(first, last), text, where, 4)
         assert {"totals": result["totals"], "matches": result["matches"]} == expected, needle
         assert [m["name"] for m in result["matches"]] == names[:4], needle
-        assert result["query"] == needle
+        assert result["query"] == text
         assert result["window"]["start"] == ("2026-03-01" if window else "2000-01-01")
 
     # Beta in March: 5 plays, 2 of them API plays (200 000 ms, then cut to 120 000 ms).

@@ -40,18 +40,21 @@ _RECENT = f"""
 
 # Tracks whose name, primary artist or album/show contains the pattern, with what the
 # answer shows of them; the statistics below keep the user's own. One scan of the
-# catalogue, however broad the text (no UNION to sort). Any field matches the stored
-# lowercase search_text (lower() on every name at query time cost four times as much);
-# one field lowercases that column. Only one of the flags is true.
+# catalogue, however broad the text (no UNION to sort; the joins of every other tool
+# read the whole catalogue too). Any field matches the stored lowercase search_text
+# (lower() on every name at query time cost four times as much); one field lowercases
+# that column.
 _LIKE = "LIKE lower(:pattern) ESCAPE '\\'"
-_MATCHED = f"""
+_FIELD_MATCHES = {
+    "any": f"l.search_text {_LIKE}",
+    "track": f"lower(l.name) {_LIKE}",
+    "album": f"(lower(l.album_name) {_LIKE} OR lower(l.show_name) {_LIKE})",
+    "artist": f"lower(l.artist_name) {_LIKE}",
+}
+_MATCHED = """
     SELECT l.track_id, l.name, coalesce(l.album_name, l.show_name) AS album, l.kind,
         l.artist_name AS artist
-    FROM track_lookup l
-    WHERE (:in_any AND l.search_text {_LIKE})
-        OR (:in_track AND lower(l.name) {_LIKE})
-        OR (:in_album AND (lower(l.album_name) {_LIKE} OR lower(l.show_name) {_LIKE}))
-        OR (:in_artist AND lower(l.artist_name) {_LIKE})"""
+    FROM track_lookup l WHERE {match}"""
 
 # Per matching track: rows, plays, listening_ms, first_played_at, last_played_at, like
 # scope.tracks but only for the matches (a window of all history reads the totals).
@@ -68,10 +71,11 @@ _STATS_RAW = f"""
     GROUP BY m.track_id, m.name, m.album, m.kind, m.artist"""
 
 
-def _search(stats: str) -> str:
+def _search(stats: str, field: str) -> str:
     # Totals over every match ride along as window aggregates, computed before the LIMIT.
     return f"""
-    WITH matched AS ({_MATCHED}), stats AS ({stats}), ranked AS (
+    WITH matched AS ({_MATCHED.format(match=_FIELD_MATCHES[field])}), stats AS ({stats}),
+    ranked AS (
         SELECT s.*, count(*) OVER () AS total_tracks, sum(s.plays) OVER ()::bigint AS total_plays,
             sum(s.rows - s.plays) OVER ()::bigint AS total_skips,
             sum(s.listening_ms) OVER ()::bigint AS total_ms
@@ -86,8 +90,11 @@ def _search(stats: str) -> str:
     ORDER BY r.plays DESC, r.listening_ms DESC, r.name, r.track_id"""
 
 
-_SEARCH_ROLLUP = _search(_STATS_ROLLUP)
-_SEARCH_RAW = _search(_STATS_RAW)
+# By field, then by whether the window's totals come from play_tracks.
+_SEARCHES = {
+    field: {True: _search(_STATS_ROLLUP, field), False: _search(_STATS_RAW, field)}
+    for field in _FIELD_MATCHES
+}
 
 
 class RecentPlaysArgs(ToolArgs):
@@ -166,7 +173,10 @@ Query = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_without_control_characters),
-    Field(description="Text to find (case-insensitive substring; 1-200 characters)."),
+    Field(
+        description="Text to find (case-insensitive substring; 1-200 characters, no"
+        " control characters such as tabs or line breaks)."
+    ),
 ]
 
 
@@ -223,14 +233,10 @@ async def history_search(context: ToolContext, args: SearchArgs) -> SearchResult
     last play, plus totals over all matches. Use it for "how often did I play X" or "when
     did I first hear Y"; narrow with field=track|artist|album."""
     scope = await open_scope(context, args)
-    sql = _SEARCH_ROLLUP if scope.tracks_from_totals else _SEARCH_RAW
+    sql = _SEARCHES[args.field][scope.tracks_from_totals]
     params: dict[str, Any] = {
         **scope.params,
         "pattern": like_pattern(args.query),
-        "in_any": args.field == "any",
-        "in_track": args.field == "track",
-        "in_artist": args.field == "artist",
-        "in_album": args.field == "album",
         "limit": args.limit,
     }
     rows = list((await context.session.execute(text(sql), params)).all())

@@ -29,14 +29,25 @@ depends_on: str | Sequence[str] | None = None
 
 FUNCTIONS = (
     # Tracks: a new track gets its row; an update copies the columns; a delete removes the
-    # row. A new track has no artist yet: a link names an existing track, so links come
-    # in a later statement (and fill the artist in).
+    # row. Links name an existing track, so they normally come later and fill the artist
+    # in; one statement may write both (two writable CTEs), so a new track's primary
+    # artist is probed too: one index probe each (LIMIT 1 keeps the planner from a join
+    # that reads every link, which cost a first import of a million plays 6 s; EXECUTE
+    # plans it for the tables as they are, not as they were at the session's first
+    # import member).
     """
 CREATE FUNCTION playlog_lookup_tracks() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO track_lookup (track_id, kind, name, album_name, show_name)
-        SELECT c.track_id, c.kind, c.name, c.album_name, c.show_name FROM changed c;
+        EXECUTE '
+        INSERT INTO track_lookup
+            (track_id, kind, name, album_name, show_name, artist_id, artist_name)
+        SELECT c.track_id, c.kind, c.name, c.album_name, c.show_name, p.artist_id, p.name
+        FROM changed c
+        LEFT JOIN LATERAL (
+            SELECT a.artist_id, a.name FROM track_artists ta
+            JOIN artists a ON a.artist_id = ta.artist_id
+            WHERE ta.track_id = c.track_id AND ta.position = 0 LIMIT 1) p ON true';
     ELSIF TG_OP = 'UPDATE' THEN
         UPDATE track_lookup l SET
             kind = c.kind, name = c.name, album_name = c.album_name, show_name = c.show_name
@@ -52,8 +63,7 @@ END $$;
 """,
     # Links: an inserted link at position 0 is the track's primary artist (a track has
     # one position 0); a deleted one leaves none. An update, which no writer does, may
-    # move positions about: the tracks it touched (old and new rows, one trigger each)
-    # are looked up again.
+    # move positions about: the tracks on either side of it are looked up again.
     """
 CREATE FUNCTION playlog_lookup_links() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -67,7 +77,7 @@ BEGIN
         WHERE c.position = 0 AND l.track_id = c.track_id AND l.artist_id = c.artist_id;
     ELSE
         UPDATE track_lookup l SET artist_id = a.artist_id, artist_name = a.name
-        FROM (SELECT DISTINCT track_id FROM changed) c
+        FROM (SELECT track_id FROM changed UNION SELECT track_id FROM gone) c
         LEFT JOIN track_artists ta ON ta.track_id = c.track_id AND ta.position = 0
         LEFT JOIN artists a ON a.artist_id = ta.artist_id
         WHERE l.track_id = c.track_id
@@ -77,7 +87,9 @@ BEGIN
 END $$;
 """,
     # Artists: a renamed artist is renamed in the rows that credit them (rare enough to
-    # read the table: an index on artist_id would cost every import its upkeep).
+    # read the table: an index on artist_id would cost every import its upkeep). No
+    # writer renames artists; a rename committed while another transaction links the
+    # artist to a new track would leave that track's row with the old name.
     """
 CREATE FUNCTION playlog_lookup_artists() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -87,18 +99,47 @@ BEGIN
     RETURN NULL;
 END $$;
 """,
+    # TRUNCATE fires no row or transition-table triggers: emptied tracks empty the
+    # lookup, emptied links (also by TRUNCATE artists CASCADE) clear every artist.
+    """
+CREATE FUNCTION playlog_lookup_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'tracks' THEN
+        DELETE FROM track_lookup;
+    ELSE
+        UPDATE track_lookup SET artist_id = NULL, artist_name = NULL
+        WHERE artist_id IS NOT NULL;
+    END IF;
+    RETURN NULL;
+END $$;
+""",
 )
+_NEW = "REFERENCING NEW TABLE AS changed"
+_OLD = "REFERENCING OLD TABLE AS changed"
 
-# (trigger, table, event, transition table, function)
+# (trigger, table, event, transition tables, function)
 TRIGGERS = (
-    ("tracks_lookup_insert", "tracks", "INSERT", "NEW", "playlog_lookup_tracks"),
-    ("tracks_lookup_update", "tracks", "UPDATE", "NEW", "playlog_lookup_tracks"),
-    ("tracks_lookup_delete", "tracks", "DELETE", "OLD", "playlog_lookup_tracks"),
-    ("track_artists_lookup_insert", "track_artists", "INSERT", "NEW", "playlog_lookup_links"),
-    ("track_artists_lookup_update_old", "track_artists", "UPDATE", "OLD", "playlog_lookup_links"),
-    ("track_artists_lookup_update_new", "track_artists", "UPDATE", "NEW", "playlog_lookup_links"),
-    ("track_artists_lookup_delete", "track_artists", "DELETE", "OLD", "playlog_lookup_links"),
-    ("artists_lookup_update", "artists", "UPDATE", "NEW", "playlog_lookup_artists"),
+    ("tracks_lookup_insert", "tracks", "INSERT", _NEW, "playlog_lookup_tracks"),
+    ("tracks_lookup_update", "tracks", "UPDATE", _NEW, "playlog_lookup_tracks"),
+    ("tracks_lookup_delete", "tracks", "DELETE", _OLD, "playlog_lookup_tracks"),
+    ("tracks_lookup_truncate", "tracks", "TRUNCATE", "", "playlog_lookup_truncated"),
+    ("track_artists_lookup_insert", "track_artists", "INSERT", _NEW, "playlog_lookup_links"),
+    (
+        "track_artists_lookup_update",
+        "track_artists",
+        "UPDATE",
+        "REFERENCING OLD TABLE AS gone NEW TABLE AS changed",
+        "playlog_lookup_links",
+    ),
+    ("track_artists_lookup_delete", "track_artists", "DELETE", _OLD, "playlog_lookup_links"),
+    (
+        "track_artists_lookup_truncate",
+        "track_artists",
+        "TRUNCATE",
+        "",
+        "playlog_lookup_truncated",
+    ),
+    ("artists_lookup_update", "artists", "UPDATE", _NEW, "playlog_lookup_artists"),
 )
 
 # Lowercased name, album, show and primary artist, joined by the unit separator U+001F.
@@ -133,8 +174,7 @@ def upgrade() -> None:
         op.execute(function)
     for trigger, table, event, transition, function in TRIGGERS:
         op.execute(
-            f"CREATE TRIGGER {trigger} AFTER {event} ON {table}"
-            f" REFERENCING {transition} TABLE AS changed"
+            f"CREATE TRIGGER {trigger} AFTER {event} ON {table} {transition}"
             f" FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
         )
     op.execute(BACKFILL)
@@ -143,6 +183,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     for trigger, table, *_ in TRIGGERS:
         op.execute(f"DROP TRIGGER {trigger} ON {table}")
-    for function in ("playlog_lookup_tracks", "playlog_lookup_links", "playlog_lookup_artists"):
+    for function in (
+        "playlog_lookup_tracks",
+        "playlog_lookup_links",
+        "playlog_lookup_artists",
+        "playlog_lookup_truncated",
+    ):
         op.execute(f"DROP FUNCTION {function}()")
     op.drop_table("track_lookup")
