@@ -81,8 +81,21 @@ class Skips(BaseModel):
     by_hour: list[HourSkips] = Field(description="24 local hours of the day.")
 
 
-def _most_skipped_sql(scope: Scope) -> str:
-    # Tracks and artists share one pass over the window's per-track totals.
+# Reasons and Spotify's flag exist only on the rows themselves, so these are read from
+# the window's plays (an index range scan of the user's window).
+REASONS_SQL = f"""
+    SELECT coalesce(p.reason_end, 'unknown') AS reason,
+        count(*) FILTER (WHERE NOT {COUNTED}) AS skips,
+        count(*) FILTER (WHERE p.skipped IS NOT NULL) AS flagged,
+        count(*) FILTER (WHERE p.skipped) AS skipped,
+        count(*) FILTER (WHERE p.skipped AND NOT {COUNTED}) AS skipped_short
+    FROM plays p WHERE {IN_WINDOW}
+    GROUP BY 1"""
+
+
+def _skips_sql(scope: Scope) -> str:
+    # One statement: tracks and artists share one pass over the window's per-track
+    # totals; hours come from the per-hour totals, reasons from the rows.
     return f"""
         WITH t AS MATERIALIZED (
             SELECT t.track_id, t.rows, t.rows - t.plays AS skips, l.name,
@@ -109,32 +122,21 @@ def _most_skipped_sql(scope: Scope) -> str:
                                       x.name), '[]')
              FROM (SELECT * FROM by_artist
                    ORDER BY skips DESC, skips::float8 / rows DESC, name
-                   LIMIT :limit) x)"""
-
-
-# Reasons and Spotify's flag exist only on the rows themselves, so this reads the
-# window's plays (an index range scan of the user's window).
-REASONS_SQL = f"""
-    SELECT coalesce(p.reason_end, 'unknown') AS reason,
-        count(*) FILTER (WHERE NOT {COUNTED}),
-        count(*) FILTER (WHERE p.skipped IS NOT NULL),
-        count(*) FILTER (WHERE p.skipped),
-        count(*) FILTER (WHERE p.skipped AND NOT {COUNTED})
-    FROM plays p WHERE {IN_WINDOW}
-    GROUP BY 1"""
+                   LIMIT :limit) x),
+            (SELECT coalesce(json_agg(json_build_array(hour, rows, skips)), '[]')
+             FROM (SELECT extract(hour FROM local_hour)::int AS hour, sum(rows) AS rows,
+                       sum(rows - plays) AS skips
+                   FROM ({scope.hours}) h GROUP BY 1) x),
+            (SELECT coalesce(json_agg(json_build_array(reason, skips, flagged, skipped,
+                skipped_short)), '[]') FROM ({REASONS_SQL}) r)"""
 
 
 async def skips(session: AsyncSession, scope: Scope, limit: int) -> Skips:
     params = {**scope.params, "limit": limit, "min_rows": MIN_ROWS}
-    top_tracks, top_artists = (await session.execute(text(_most_skipped_sql(scope)), params)).one()
-    hours_sql = f"""
-        SELECT extract(hour FROM local_hour)::int, sum(rows), sum(rows - plays)
-        FROM ({scope.hours}) h GROUP BY 1"""
-    by_hour = {
-        hour: (int(rows), int(skipped))
-        for hour, rows, skipped in (await session.execute(text(hours_sql), scope.params)).all()
-    }
-    reason_rows = (await session.execute(text(REASONS_SQL), scope.params)).all()
+    top_tracks, top_artists, hour_rows, reason_rows = (
+        await session.execute(text(_skips_sql(scope)), params)
+    ).one()
+    by_hour = {hour: (int(rows), int(skipped)) for hour, rows, skipped in hour_rows}
     rows = sum(r for r, _ in by_hour.values())
     skipped = sum(s for _, s in by_hour.values())
     reasons = sorted(
