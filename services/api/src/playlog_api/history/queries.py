@@ -124,8 +124,10 @@ _TOP_ARTISTS = f"""
     ORDER BY 3 DESC, 4 DESC, artist LIMIT :limit"""
 
 
-def _with_music(scope: Scope) -> str:
-    return f"WITH m AS MATERIALIZED ({_MUSIC.format(track_plays=scope.track_plays)})"
+def _with_music(scope: Scope, *, materialized: bool = True) -> str:
+    """The music rows "m" of the window; materialized where several parts read them."""
+    keyword = "MATERIALIZED " if materialized else ""
+    return f"WITH m AS {keyword}({_MUSIC.format(track_plays=scope.track_plays)})"
 
 
 async def music(session: AsyncSession, scope: Scope, limit: int) -> Music:
@@ -213,12 +215,14 @@ async def heatmap(session: AsyncSession, scope: Scope) -> Heatmap:
     return (await hourly(session, scope)).heatmap
 
 
+# One music list alone: the same music rows, and only the part asked for.
 async def top_tracks(session: AsyncSession, scope: Scope, limit: int) -> list[TrackCount]:
-    return (await repeat_stats(session, scope, limit))[1]
+    sql = f"{_with_music(scope, materialized=False)} SELECT {_TOP_TRACKS}"
+    return _track_counts((await _rows(session, sql, {**scope.params, "limit": limit}))[0][0])
 
 
 async def top_artists(session: AsyncSession, scope: Scope, limit: int) -> list[ArtistCount]:
-    sql = f"WITH m AS ({_MUSIC.format(track_plays=scope.track_plays)}) {_TOP_ARTISTS}"
+    sql = f"{_with_music(scope, materialized=False)} {_TOP_ARTISTS}"
     return _artist_counts(await _rows(session, sql, {**scope.params, "limit": limit}))
 
 
