@@ -144,6 +144,24 @@ class Timer:
         shown = "-" if math.isnan(target) else f"{target:.0f}"
         print(f"{tool.name:<28} {label:<32} {p50:8.1f} {p95:8.1f} {shown:>8}{mark}")
 
+    async def every_window(
+        self,
+        tools: list[Tool[Any, Any]],
+        last_day: date,
+        *,
+        suffix: str = "",
+        tz: str | None = None,
+        targeted: bool = True,
+    ) -> None:
+        """Times each tool over each of its windows; ``tz`` asks in that zone."""
+        for tool in tools:
+            for label, args in windows(tool, last_day).items():
+                if args is None:
+                    continue
+                call = {**args, "tz": tz} if tz else args
+                goal = target(tool, label) if targeted else math.nan
+                await self.time(tool, label + suffix, call, goal)
+
 
 def target(tool: Tool[Any, Any], label: str) -> float:
     ninety, all_time = TARGET_MS.get(tool.name, (DEFAULT_TARGET_MS, float("nan")))
@@ -171,24 +189,16 @@ async def half_hour_runs(
     move_user: bool,
 ) -> None:
     # The user asking in a zone whose hours start at another minute: raw plays.
-    for tool in zoned:
-        for label, args in windows(tool, last_day).items():
-            if args is not None:
-                await timer.time(
-                    tool, f"{label} tz={HALF_HOUR_TZ}", {**args, "tz": HALF_HOUR_TZ}, math.nan
-                )
+    await timer.every_window(
+        zoned, last_day, suffix=f" tz={HALF_HOUR_TZ}", tz=HALF_HOUR_TZ, targeted=False
+    )
     if not move_user:
         print(f"\nthe user stays in {home} (--move-user times them in {HALF_HOUR_TZ})")
         return
     rebuild = await move(sessionmaker, user, HALF_HOUR_TZ)
     print(f"\nmoved the user to {HALF_HOUR_TZ}: hour totals rebuilt in {rebuild:.1f} s\n")
     try:
-        for tool in zoned:
-            for label, args in windows(tool, last_day).items():
-                if args is not None:
-                    await timer.time(
-                        tool, f"{label}, user in {HALF_HOUR_TZ}", args, target(tool, label)
-                    )
+        await timer.every_window(zoned, last_day, suffix=f", user in {HALF_HOUR_TZ}")
     finally:
         await move(sessionmaker, user, home)
 
@@ -232,10 +242,7 @@ async def bench(
         ) as client,
     ):
         timer = Timer(client, issued.secret, calls)
-        for tool in history:
-            for label, args in windows(tool, last.date()).items():
-                if args is not None:
-                    await timer.time(tool, label, args, target(tool, label))
+        await timer.every_window(history, last.date())
         if zone_hour_start(home) == zone_hour_start(HALF_HOUR_TZ):
             print(f"\n{home} starts hours at the minute {HALF_HOUR_TZ} does: no half-hour runs")
         else:

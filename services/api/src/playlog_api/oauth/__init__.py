@@ -32,11 +32,12 @@ def install(app: FastAPI, public_url: str) -> str | None:
             "(personal access tokens work as before)"
         )
         return None
-    issuer = AnyHttpUrl(public_url.rstrip("/"))
-    resource = AnyHttpUrl(public_url.rstrip("/") + "/mcp")
     provider = PlaylogOAuthProvider(
         lambda: app.state.sessionmaker, lambda: app.state.cipher, public_url
     )
+    resource_url, issuer_url = provider.resources
+    issuer = AnyHttpUrl(issuer_url)
+    resource = AnyHttpUrl(resource_url)
     routes = create_auth_routes(
         provider,
         issuer_url=issuer,

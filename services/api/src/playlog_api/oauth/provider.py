@@ -101,9 +101,10 @@ class PlaylogOAuthProvider:
         # Both are read per call: the app creates its sessionmaker in its lifespan.
         self._sessionmaker = sessionmaker
         self._cipher = cipher
-        self.consent_url = public_url.rstrip("/") + "/oauth/consent"
+        base = public_url.rstrip("/")
+        self.consent_url = base + "/oauth/consent"
         # What a client may name as the resource (RFC 8707): the MCP endpoint, or the api.
-        self.resources = (public_url.rstrip("/") + "/mcp", public_url.rstrip("/"))
+        self.resources = (base + "/mcp", base)
 
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
         if len(client_id) > 64:

@@ -183,11 +183,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     for trigger, table, *_ in TRIGGERS:
         op.execute(f"DROP TRIGGER {trigger} ON {table}")
-    for function in (
-        "playlog_lookup_tracks",
-        "playlog_lookup_links",
-        "playlog_lookup_artists",
-        "playlog_lookup_truncated",
-    ):
+    for function in dict.fromkeys(function for *_, function in TRIGGERS):
         op.execute(f"DROP FUNCTION {function}()")
     op.drop_table("track_lookup")
