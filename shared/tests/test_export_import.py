@@ -151,6 +151,29 @@ async def test_the_same_records_in_another_file_add_nothing(
     assert {f.status for f in again.files} == {"imported"}
 
 
+async def test_a_record_repeated_within_a_file_is_stored_once_as_first_written(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    # The same play (end time and track) three times in one file, after and before
+    # others: the file's first copy is the play stored, the others are duplicates.
+    records = [
+        track_play("2024-02-01T10:05:00Z", ms_played=100_000),
+        track_play("2024-02-01T10:00:00Z"),
+        track_play("2024-02-01T10:05:00Z", ms_played=200_000),
+        track_play("2024-02-01T10:10:00Z"),
+        track_play("2024-02-01T10:05:00Z", ms_played=300_000),
+    ]
+    path = write_zip(tmp_path / "e.zip", {extended_member(0): records})
+    report = await import_export(db_engine, user_id, path, SETTINGS)
+    assert (report.plays_inserted, report.duplicates) == (3, 2)
+    stored = await plays_of(db_engine, user_id)
+    assert [(row.played_at, row.ms_played) for row in stored] == [
+        (at("2024-02-01T10:00:00"), 213_000),
+        (at("2024-02-01T10:05:00"), 100_000),
+        (at("2024-02-01T10:10:00"), 213_000),
+    ]
+
+
 async def test_sensitive_fields_are_stored_only_when_kept(
     db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
 ) -> None:
