@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from playlog.db.models import User
 from playlog.history.hours import hour_start, window_hour_start, zone_hour_start
@@ -23,6 +23,7 @@ from playlog_api.history.podcasts import podcasts
 from playlog_api.history.skips import skips
 from playlog_api.history.totals import load_scope
 from playlog_api.history.window import WindowArgs, days_window, resolve
+from playlog_api.tools.registry import Sessions
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -122,7 +123,11 @@ def test_zones_whose_hour_start_moves_or_is_no_quarter_hour() -> None:
     ],
 )
 async def test_running_totals_answer_exactly_like_raw_plays(
-    db_session: AsyncSession, listener: User, zone: str, other_zone: str
+    db_session: AsyncSession,
+    db_sessionmaker: async_sessionmaker[AsyncSession],
+    listener: User,
+    zone: str,
+    other_zone: str,
 ) -> None:
     rng = random.Random(zone)
     tracks = [
@@ -156,7 +161,8 @@ async def test_running_totals_answer_exactly_like_raw_plays(
     assert await queries.music(db_session, whole, 5) == await queries.music(db_session, raw, 5)
     assert await podcasts(db_session, whole, 5) == await podcasts(db_session, raw, 5)
     assert await discoveries(db_session, whole, 5) == await discoveries(db_session, raw, 5)
-    assert await skips(db_session, whole, 5) == await skips(db_session, raw, 5)
+    sessions = Sessions(db_session, db_sessionmaker)
+    assert await skips(sessions, whole, 5) == await skips(sessions, raw, 5)
     assert whole.hours != raw.hours
     assert await queries.hourly(db_session, whole) == await queries.hourly(db_session, raw)
 

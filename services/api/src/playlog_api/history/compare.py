@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Self
 
 from pydantic import BaseModel, Field, model_validator
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.errors import ValidationFailed
 from playlog_api.history import queries
@@ -116,10 +117,10 @@ def periods(args: ComparePeriodsArgs, today: date) -> tuple[tuple[date, date], t
     return (today - timedelta(days=n - 1), today), (b_first, today - timedelta(days=n))
 
 
-async def period(context: ToolContext, scope: Scope, limit: int) -> Period:
+async def period(session: AsyncSession, scope: Scope, limit: int) -> Period:
     # Two statements per period: per-hour totals, and the music lists in one pass.
-    totals = await queries.totals(context.session, scope)
-    music = await queries.music(context.session, scope, limit)
+    totals = await queries.totals(session, scope)
+    music = await queries.music(session, scope, limit)
     return Period(
         window=scope.window.view,
         plays=totals.plays,
@@ -157,6 +158,8 @@ async def history_compare_periods(context: ToolContext, args: ComparePeriodsArgs
     scope_a = await load_scope(context.session, context.user.id, window_a)
     # The user's first and last play do not depend on the window: probe them once.
     scope_b = dataclasses.replace(scope_a, window=days_window(b_first, b_last, tz))
-    a = await period(context, scope_a, args.limit)
-    b = await period(context, scope_b, args.limit)
+    a, b = await context.sessions.both(
+        lambda session: period(session, scope_a, args.limit),
+        lambda session: period(session, scope_b, args.limit),
+    )
     return Comparison(a=a, b=b, change=change(a, b))

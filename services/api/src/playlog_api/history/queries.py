@@ -116,12 +116,14 @@ _TOP_TRACKS = f"""
     (SELECT coalesce(json_agg(json_build_array(track_id, name, artist, album_name, plays,
         listening_ms) ORDER BY {TRACK_ORDER}), '[]')
      FROM (SELECT * FROM m ORDER BY {TRACK_ORDER} LIMIT :limit) top)"""
-# The top artists of the music rows "m" (one rule for the summary and the artists tool).
-_TOP_ARTISTS = f"""
+# The artists of the music rows "m", and the top ones (one rule for the summary and the
+# artists tool).
+_ARTISTS = f"""
     SELECT artist, {ARTIST_ID} AS artist_id, sum(plays) AS plays,
         sum(listening_ms) AS listening_ms, count(*) AS tracks
-    FROM m a WHERE artist IS NOT NULL GROUP BY artist
-    ORDER BY 3 DESC, 4 DESC, artist LIMIT :limit"""
+    FROM m a WHERE artist IS NOT NULL GROUP BY artist"""
+ARTIST_ORDER = "plays DESC, listening_ms DESC, artist"
+_TOP_ARTISTS = f"SELECT * FROM ({_ARTISTS}) a ORDER BY {ARTIST_ORDER} LIMIT :limit"
 
 
 def _with_music(scope: Scope, *, materialized: bool = True) -> str:
@@ -132,13 +134,15 @@ def _with_music(scope: Scope, *, materialized: bool = True) -> str:
 
 async def music(session: AsyncSession, scope: Scope, limit: int) -> Music:
     """Distinct tracks and artists, top tracks and artists and repeat figures, in one
-    statement: the per-track totals are joined to the catalog once and reused."""
+    statement: the per-track totals are joined to the catalog once and reused, and the
+    artists are grouped once for their count and their top (a count(DISTINCT) of the
+    names sorted them all again: 5 of 36 ms over 90 days of a million plays)."""
     sql = f"""
-        {_with_music(scope)}
-        SELECT {_REPEAT_COUNTS}, (SELECT count(DISTINCT artist) FROM m), {_TOP_TRACKS},
+        {_with_music(scope)}, artists AS MATERIALIZED ({_ARTISTS})
+        SELECT {_REPEAT_COUNTS}, (SELECT count(*) FROM artists), {_TOP_TRACKS},
             (SELECT coalesce(json_agg(json_build_array(artist, artist_id, plays, listening_ms,
-                tracks) ORDER BY plays DESC, listening_ms DESC, artist), '[]')
-             FROM ({_TOP_ARTISTS}) top)"""
+                tracks) ORDER BY {ARTIST_ORDER}), '[]')
+             FROM (SELECT * FROM artists ORDER BY {ARTIST_ORDER} LIMIT :limit) top)"""
     counts, unique_artists, tracks, artists = (
         await _rows(session, sql, {**scope.params, "limit": limit})
     )[0]

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog_api.history import queries
 from playlog_api.history.schemas import Limit, RepeatStats, TrackCount
@@ -76,9 +77,9 @@ class RepeatRate(RepeatStats):
     )
 
 
-async def back_to_back(context: ToolContext, scope: Scope) -> tuple[int, Run | None]:
+async def back_to_back(session: AsyncSession, scope: Scope) -> tuple[int, Run | None]:
     """Consecutive repeats and the longest run of one track in the window (music)."""
-    row = (await context.session.execute(text(_BACK_TO_BACK), scope.params)).one()
+    row = (await session.execute(text(_BACK_TO_BACK), scope.params)).one()
     repeats, track_id, name, artist, plays, started_at, ended_at = row
     if track_id is None:
         return int(repeats), None
@@ -100,9 +101,12 @@ async def history_repeat_rate(context: ToolContext, args: RepeatRateArgs) -> Rep
     repeated tracks, plays of a track right after itself ("on repeat") and the longest such
     run. Music only; plays follow the 30-second rule and skips do not break a run."""
     scope = await open_scope(context, args)
-    # The repeat figures and the top tracks come from one statement over the window.
-    stats, top = await queries.repeat_stats(context.session, scope, args.limit)
-    repeats, longest = await back_to_back(context, scope)
+    # The repeat figures and the top tracks come from one statement over the window, the
+    # runs from another (the plays in order), side by side.
+    (stats, top), (repeats, longest) = await context.sessions.both(
+        lambda session: queries.repeat_stats(session, scope, args.limit),
+        lambda session: back_to_back(session, scope),
+    )
     return RepeatRate(
         **stats.model_dump(),
         window=scope.window.view,

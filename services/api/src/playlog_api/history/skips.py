@@ -18,7 +18,7 @@ from playlog_api.history.queries import ARTIST_ID
 from playlog_api.history.schemas import LimitedWindowArgs, share
 from playlog_api.history.totals import COUNTED, IN_WINDOW, Scope, open_scope
 from playlog_api.history.window import WindowView
-from playlog_api.tools.registry import ToolContext, tool
+from playlog_api.tools.registry import Sessions, ToolContext, tool
 
 # One accidental skip of a track heard once is a 100 % skip rate; ranking needs a few
 # rows before a rate means anything.
@@ -93,9 +93,8 @@ REASONS_SQL = f"""
     GROUP BY 1"""
 
 
-def _skips_sql(scope: Scope) -> str:
-    # One statement: tracks and artists share one pass over the window's per-track
-    # totals; hours come from the per-hour totals, reasons from the rows.
+def _lists_sql(scope: Scope) -> str:
+    # Tracks and artists share one pass over the window's per-track totals.
     return f"""
         WITH t AS MATERIALIZED (
             SELECT t.track_id, t.rows, t.rows - t.plays AS skips, l.name,
@@ -122,7 +121,13 @@ def _skips_sql(scope: Scope) -> str:
                                       x.name), '[]')
              FROM (SELECT * FROM by_artist
                    ORDER BY skips DESC, skips::float8 / rows DESC, name
-                   LIMIT :limit) x),
+                   LIMIT :limit) x)"""
+
+
+def _counts_sql(scope: Scope) -> str:
+    # Hours come from the per-hour totals, reasons from the rows.
+    return f"""
+        SELECT
             (SELECT coalesce(json_agg(json_build_array(hour, rows, skips)), '[]')
              FROM (SELECT extract(hour FROM local_hour)::int AS hour, sum(rows) AS rows,
                        sum(rows - plays) AS skips
@@ -131,11 +136,18 @@ def _skips_sql(scope: Scope) -> str:
                 skipped_short)), '[]') FROM ({REASONS_SQL}) r)"""
 
 
-async def skips(session: AsyncSession, scope: Scope, limit: int) -> Skips:
+async def _one(session: AsyncSession, sql: str, params: dict[str, Any]) -> Any:
+    return (await session.execute(text(sql), params)).one()
+
+
+async def skips(sessions: Sessions, scope: Scope, limit: int) -> Skips:
+    """The skips of ``scope``: the per-track lists and the per-hour and per-reason counts
+    are two statements, run side by side (:meth:`Sessions.both`)."""
     params = {**scope.params, "limit": limit, "min_rows": MIN_ROWS}
-    top_tracks, top_artists, hour_rows, reason_rows = (
-        await session.execute(text(_skips_sql(scope)), params)
-    ).one()
+    (top_tracks, top_artists), (hour_rows, reason_rows) = await sessions.both(
+        lambda session: _one(session, _lists_sql(scope), params),
+        lambda session: _one(session, _counts_sql(scope), params),
+    )
     by_hour = {hour: (int(rows), int(skipped)) for hour, rows, skipped in hour_rows}
     rows = sum(r for r, _ in by_hour.values())
     skipped = sum(s for _, s in by_hour.values())
@@ -199,4 +211,4 @@ async def history_skips(context: ToolContext, args: LimitedWindowArgs) -> Skips:
     user's zone or ``tz``, daylight saving handled). Spotify's own skipped flag (export
     rows only) is counted apart. Default window: the last 90 days."""
     scope = await open_scope(context, args)
-    return await skips(context.session, scope, args.limit)
+    return await skips(context.sessions, scope, args.limit)

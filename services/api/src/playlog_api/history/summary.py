@@ -48,8 +48,10 @@ async def history_taste_summary(context: ToolContext, args: LimitedWindowArgs) -
     hours and distinct tracks and artists are included, and the heatmap uses the user's time
     zone. Start here for questions like "analyse my last 90 days" or "what is my taste"."""
     scope = await open_scope(context, args)
-    music = await queries.music(context.session, scope, args.limit)
-    hourly = await queries.hourly(context.session, scope)
+    music, hourly = await context.sessions.both(
+        lambda session: queries.music(session, scope, args.limit),
+        lambda session: queries.hourly(session, scope),
+    )
     return TasteSummary(
         window=scope.window.view,
         plays=hourly.totals.plays,

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
@@ -23,9 +22,8 @@ from starlette.datastructures import State
 from playlog.errors import ServiceUnavailable, ValidationFailed
 from playlog.users import find_user
 from playlog_api.tools.access import Caller
-from playlog_api.tools.registry import Tool, ToolContext
+from playlog_api.tools.registry import STATEMENT_TIMEOUT_MS, Tool, ToolContext, limit_statements
 
-STATEMENT_TIMEOUT_MS = 15_000
 QUERY_CANCELED = "57014"
 
 
@@ -70,7 +68,7 @@ async def invoke(
     """Run ``tool`` for the user ``caller`` may act for; the session's owner commits."""
     target = caller.target(user_id)
     user = await find_user(session, target)
-    await session.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
+    await limit_statements(session)
     context = ToolContext(
         session=session,
         user=user,
