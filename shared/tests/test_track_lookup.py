@@ -1,4 +1,4 @@
-"""``track_lookup`` (migration 0010) always equals what the catalog tables say about each
+"""``track_lookup`` (migrations 0010 and 0011) always equals what the catalog tables say about each
 track: kind, names and the primary artist, whatever writes the catalog and in what order."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from playlog.db.engine import create_engine
 from playlog.db.migrate import upgrade
 from playlog.db.models.catalog import SEARCH_TEXT
+from playlog.exports import loader
 from playlog.exports.importer import import_export
 from playlog.settings import ImportSettings
 from playlog.testing.exports import (
@@ -113,6 +114,48 @@ async def test_the_lookup_follows_every_catalog_write(db_session: AsyncSession) 
     assert [row[5:] for row in rows] == [(None, None)] * 3 + [("lk-a", "Ann B.")]
     rows = await run("DELETE FROM tracks WHERE track_id IN ('lk-1', 'lk-3', 'lk-4')")
     assert [row[0] for row in rows] == ["lk-2"]
+
+
+async def _lookup_updates(session: AsyncSession) -> int:
+    """Row updates of track_lookup in the session's transaction so far."""
+    return int(
+        await session.scalar(
+            text("SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'track_lookup'")
+        )
+    )
+
+
+async def test_the_importers_catalog_statement_writes_each_lookup_row_once(
+    db_session: AsyncSession,
+) -> None:
+    for create in filter(str.strip, loader._CREATE_STAGING.split(";")):
+        await db_session.execute(text(create))
+    await db_session.execute(
+        text(
+            "INSERT INTO import_items (track_id, kind, name, album_name, show_name, uri,"
+            " artist_id, artist_name) VALUES"
+            " ('lk-1', 'track', 'One', 'First', NULL, NULL, 'lk-a', 'Ann'),"
+            " ('lk-2', 'track', 'Two', NULL, NULL, NULL, 'lk-a', 'Ann'),"
+            " ('lk-3', 'episode', 'Ep', NULL, 'Show', NULL, NULL, NULL)"
+        )
+    )
+    before = await _lookup_updates(db_session)
+    await db_session.execute(text(loader._INSERT_CATALOG))
+    assert [row[5:] for row in await _lookup(db_session, "lk-")] == [
+        ("lk-a", "Ann"),
+        ("lk-a", "Ann"),
+        (None, None),
+    ]
+    assert await _lookup_updates(db_session) == before
+    # A link written on its own fills the artist in: one update, which the count sees.
+    await db_session.execute(text("INSERT INTO artists (artist_id, name) VALUES ('lk-b', 'Bea')"))
+    for sql in (
+        "INSERT INTO tracks (track_id, name, source) VALUES ('lk-4', 'Four', 'import_zip')",
+        "INSERT INTO track_artists (track_id, artist_id, position) VALUES ('lk-4', 'lk-b', 0)",
+    ):
+        await db_session.execute(text(sql))
+    assert (await _lookup(db_session, "lk-4"))[0][5:] == ("lk-b", "Bea")
+    assert await _lookup_updates(db_session) == before + 1
 
 
 async def test_an_import_fills_the_lookup(db_engine: AsyncEngine, tmp_path: Path) -> None:
