@@ -24,7 +24,6 @@ from starlette.types import Message
 from playlog.db.engine import create_sessionmaker, db_now
 from playlog.db.models import ImportJob, User
 from playlog.db.models.imports import FINISHED_IMPORT_STATUSES, IMPORT_CHANNEL, IMPORT_STATUSES
-from playlog.exports import storage
 from playlog.exports.storage import ZIP_SIGNATURE, upload_path
 from playlog.testing.factories import add_import_job, add_user
 from playlog.testing.http import asgi_client, walk_pages
@@ -613,10 +612,10 @@ async def test_a_file_that_cannot_be_deleted_does_not_fail_the_cancel(
 ) -> None:
     job_id = (await api.upload(export_zip())).json()["id"]
 
-    def refuse(upload_dir: Path, paths: Iterable[str | None]) -> int:
+    def refuse(path: Path, missing_ok: bool = False) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(storage, "remove_upload_files", refuse)
+    monkeypatch.setattr(Path, "unlink", refuse)
     response = await api.call("POST", f"/admin/import-jobs/{job_id}/cancel")
 
     assert response.status_code == 200, response.text

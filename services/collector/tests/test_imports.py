@@ -286,3 +286,27 @@ def test_the_sweep_follows_no_link_out_of_the_upload_dir(
     assert remove_leftover_uploads(settings.upload_dir, []) == 1
     assert theirs.exists()
     assert not ours.exists()
+
+
+def test_a_left_over_that_cannot_be_removed_does_not_stop_the_sweep(
+    settings: CollectorSettings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = settings.upload_dir / str(uuid.uuid4())
+    folder.mkdir(parents=True)
+    stuck, other = (folder / f"{uuid.uuid4()}.zip" for _ in range(2))
+    hours_ago = time.time() - 3 * 3600
+    for path in (stuck, other):
+        path.write_bytes(b"PK\x03\x04")
+        os.utime(path, (hours_ago, hours_ago))
+    unlink = Path.unlink
+
+    def refuse_one(path: Path, missing_ok: bool = False) -> None:
+        if path.name == stuck.name:
+            raise PermissionError(13, "Permission denied")
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse_one)
+    assert remove_leftover_uploads(settings.upload_dir, []) == 1
+    assert stuck.exists()
+    assert not other.exists()
+    assert "could not delete an import upload: PermissionError" in caplog.text

@@ -398,9 +398,8 @@ def _bulk(stream: _Chunks, rest: bytes) -> Generator[Any, None, tuple[bytes, boo
                 parsed = orjson.loads(document)
                 break
             except orjson.JSONDecodeError as exc:
-                # orjson counts the position in characters, not bytes (a cut at a "}"
-                # is always a character boundary, so the document decodes whole).
-                if exc.pos < len(document.decode()) - 1:
+                # orjson counts the position in characters of the text it decoded.
+                if exc.pos < len(exc.doc) - 1:
                     return rest, started
                 cut = body.rfind(b"}", 0, cut)
         if parsed is None:

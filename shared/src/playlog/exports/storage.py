@@ -38,26 +38,27 @@ def part_path(path: Path) -> Path:
 
 def remove_upload_files(upload_dir: Path, storage_paths: Iterable[str | None]) -> int:
     """Remove the files at ``storage_paths`` that lie inside ``upload_dir``; return how
-    many were removed. Paths outside it (and None) are left alone."""
+    many were removed. Paths outside it (and None) are left alone. A file that cannot be
+    removed (permissions, a read-only disk) is logged and the others still go: whatever
+    owned it has ended either way."""
     root = upload_dir.resolve()
     removed = 0
     for path in storage_paths:
         target = inside(root, Path(path)) if path else None
         # unlink() removes a symbolic link itself, never what it points to.
         if target is not None and (target.is_symlink() or target.is_file()):
-            target.unlink(missing_ok=True)
+            try:
+                target.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not delete an import upload: %s", type(exc).__name__)
+                continue
             removed += 1
     return removed
 
 
 async def delete_upload(upload_dir: Path, path: str | None) -> None:
-    """Remove one upload as :func:`remove_upload_files` does, off the event loop. A file
-    that cannot be removed (permissions, a read-only disk) is logged, not raised: its job
-    has ended either way."""
-    try:
-        await asyncio.to_thread(remove_upload_files, upload_dir, [path])
-    except OSError as exc:
-        log.warning("could not delete an import upload: %s", type(exc).__name__)
+    """Remove one upload as :func:`remove_upload_files` does, off the event loop."""
+    await asyncio.to_thread(remove_upload_files, upload_dir, [path])
 
 
 def remove_leftover_uploads(upload_dir: Path, live: Iterable[str]) -> int:
