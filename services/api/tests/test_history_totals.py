@@ -161,7 +161,7 @@ async def test_running_totals_answer_exactly_like_raw_plays(
     assert await queries.music(db_session, whole, 5) == await queries.music(db_session, raw, 5)
     assert await podcasts(db_session, whole, 5) == await podcasts(db_session, raw, 5)
     assert await discoveries(db_session, whole, 5) == await discoveries(db_session, raw, 5)
-    sessions = Sessions(db_session, db_sessionmaker)
+    sessions = Sessions(db_session, db_sessionmaker, None)
     assert await skips(sessions, whole, 5) == await skips(sessions, raw, 5)
     assert whole.hours != raw.hours
     assert await queries.hourly(db_session, whole) == await queries.hourly(db_session, raw)

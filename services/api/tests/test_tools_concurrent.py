@@ -24,7 +24,12 @@ from playlog.testing.history import add_listens, add_track, token_headers
 from playlog.testing.http import asgi_client
 from playlog_api.app import create_app
 from playlog_api.settings import ApiSettings
-from playlog_api.tools.registry import STATEMENT_TIMEOUT_MS, Sessions
+from playlog_api.tools.registry import (
+    STATEMENT_TIMEOUT_MS,
+    Sessions,
+    aside_permits,
+    prepare_tool_session,
+)
 
 # The tools that ask two questions at once, with arguments that give each part rows.
 TOOLS = {
@@ -36,36 +41,63 @@ TOOLS = {
 }  # fmt: skip
 
 
-async def backend(session: AsyncSession) -> tuple[int, str]:
+# What a tool's transaction is set to (prepare_tool_session), on every session of it.
+TOOL_SETTINGS = (f"{STATEMENT_TIMEOUT_MS // 1000}s", "force_custom_plan", "off")
+
+
+async def backend(session: AsyncSession) -> tuple[int, tuple[str, ...]]:
     row = (
-        await session.execute(text("SELECT pg_backend_pid(), current_setting('statement_timeout')"))
+        await session.execute(
+            text(
+                "SELECT pg_backend_pid(), current_setting('statement_timeout'),"
+                " current_setting('plan_cache_mode'), current_setting('jit')"
+            )
+        )
     ).one()
-    return int(row[0]), str(row[1])
+    return int(row[0]), tuple(row[1:])
 
 
 async def test_the_second_question_runs_alongside_on_its_own_connection(
     db_engine: AsyncEngine,
 ) -> None:
     sessionmaker = create_sessionmaker(db_engine)
+    permits = aside_permits(sessionmaker)
+    assert permits is not None
     second_started = asyncio.Event()
 
-    async def first(session: AsyncSession) -> tuple[int, str]:
+    async def first(session: AsyncSession) -> tuple[int, tuple[str, ...]]:
         # Waits for the second to start: asked in turn, this would never end.
         await asyncio.wait_for(second_started.wait(), timeout=30)
         return await backend(session)
 
-    async def second(session: AsyncSession) -> tuple[int, str]:
+    async def second(session: AsyncSession) -> tuple[int, tuple[str, ...]]:
         second_started.set()
         return await backend(session)
 
     async with sessionmaker() as session, session.begin():
-        (pid_a, _), (pid_b, timeout_b) = await Sessions(session, sessionmaker).both(first, second)
-    assert pid_a != pid_b
-    assert timeout_b == f"{STATEMENT_TIMEOUT_MS // 1000}s"
+        await prepare_tool_session(session)
+        a, b = await Sessions(session, sessionmaker, permits).both(first, second)
+    assert a[0] != b[0]
+    assert a[1] == b[1] == TOOL_SETTINGS
+    assert not permits.locked()  # the permit is back
+
+
+async def test_without_a_free_permit_the_two_ask_in_turn(db_engine: AsyncEngine) -> None:
+    # Every permit taken: a call holding a connection never waits for a second one (were
+    # all connections held by calls waiting for another, none would ever get it).
+    sessionmaker = create_sessionmaker(db_engine)
+    permits = asyncio.Semaphore(1)
+    await permits.acquire()
+    async with sessionmaker() as session, session.begin():
+        a, b = await Sessions(session, sessionmaker, permits).both(backend, backend)
+    assert a[0] == b[0]
+    assert permits.locked()
 
 
 async def test_a_failing_first_question_cancels_the_second(db_engine: AsyncEngine) -> None:
     sessionmaker = create_sessionmaker(db_engine)
+    permits = aside_permits(sessionmaker)
+    assert permits is not None
     second_running = asyncio.Event()
     ended: list[str] = []
 
@@ -83,8 +115,9 @@ async def test_a_failing_first_question_cancels_the_second(db_engine: AsyncEngin
 
     async with sessionmaker() as session, session.begin():
         with pytest.raises(ValueError, match="the first failed"):
-            await Sessions(session, sessionmaker).both(first, second)
+            await Sessions(session, sessionmaker, permits).both(first, second)
     assert ended == ["cancelled"]
+    assert not permits.locked()
 
 
 async def test_a_failing_second_question_is_raised_as_is(db_engine: AsyncEngine) -> None:
@@ -95,7 +128,7 @@ async def test_a_failing_second_question_is_raised_as_is(db_engine: AsyncEngine)
 
     async with sessionmaker() as session, session.begin():
         with pytest.raises(Exception, match="division by zero"):
-            await Sessions(session, sessionmaker).both(backend, second)
+            await Sessions(session, sessionmaker, aside_permits(sessionmaker)).both(backend, second)
 
 
 async def test_sessions_of_one_connection_ask_in_turn(
@@ -103,15 +136,17 @@ async def test_sessions_of_one_connection_ask_in_turn(
 ) -> None:
     order: list[str] = []
 
-    async def first(session: AsyncSession) -> tuple[int, str]:
+    async def first(session: AsyncSession) -> tuple[int, tuple[str, ...]]:
         order.append("first")
         return await backend(session)
 
-    async def second(session: AsyncSession) -> tuple[int, str]:
+    async def second(session: AsyncSession) -> tuple[int, tuple[str, ...]]:
         order.append("second")
         return await backend(session)
 
-    a, b = await Sessions(db_session, db_sessionmaker).both(first, second)
+    permits = aside_permits(db_sessionmaker)
+    assert permits is None
+    a, b = await Sessions(db_session, db_sessionmaker, permits).both(first, second)
     assert (order, a) == (["first", "second"], b)
 
 

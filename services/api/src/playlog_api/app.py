@@ -24,6 +24,7 @@ from playlog_api.health.router import router as health_router
 from playlog_api.settings import ApiSettings
 from playlog_api.tools import mcp as tools_mcp
 from playlog_api.tools import rest as tools_rest
+from playlog_api.tools.registry import aside_permits
 
 
 def create_app(
@@ -56,6 +57,7 @@ def create_app(
                 await stack.enter_async_context(
                     database_logging("api", settings, app.state.sessionmaker)
                 )
+            app.state.aside_permits = aside_permits(app.state.sessionmaker)
             app.state.spotify = None
             if settings.spotify_configured:
                 http = httpx.AsyncClient(timeout=10.0, transport=spotify_transport)

@@ -39,16 +39,6 @@ def to_async_url(url: str | URL) -> URL:
     return parsed.set(drivername="postgresql+asyncpg")
 
 
-# The driver prepares every statement, and after five runs PostgreSQL may switch a
-# prepared statement to a generic plan, chosen without the bound values. A generic plan
-# cannot fit both a one-day and a ten-year window of the same query (measured on the
-# 90-day top artists of a user with a million plays: 51 ms planned for the values, 75 ms
-# generic), so every statement is planned for its values (0.9-1.3 ms for that one). JIT costs
-# more than it saves on statements of this size (the all-time year in review: 430 ms
-# with it, 350 ms without).
-SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan", "jit": "off"}
-
-
 def create_engine(url: str | URL, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
     return create_async_engine(
         to_async_url(url),
@@ -56,7 +46,6 @@ def create_engine(url: str | URL, *, pool_size: int = 5, echo: bool = False) -> 
         max_overflow=pool_size,
         pool_pre_ping=True,
         echo=echo,
-        connect_args={"server_settings": SERVER_SETTINGS},
     )
 
 

@@ -22,7 +22,7 @@ from starlette.datastructures import State
 from playlog.errors import ServiceUnavailable, ValidationFailed
 from playlog.users import find_user
 from playlog_api.tools.access import Caller
-from playlog_api.tools.registry import STATEMENT_TIMEOUT_MS, Tool, ToolContext, limit_statements
+from playlog_api.tools.registry import STATEMENT_TIMEOUT_MS, Tool, ToolContext, prepare_tool_session
 
 QUERY_CANCELED = "57014"
 
@@ -68,7 +68,7 @@ async def invoke(
     """Run ``tool`` for the user ``caller`` may act for; the session's owner commits."""
     target = caller.target(user_id)
     user = await find_user(session, target)
-    await limit_statements(session)
+    await prepare_tool_session(session)
     context = ToolContext(
         session=session,
         user=user,
@@ -76,6 +76,7 @@ async def invoke(
         sessionmaker=state.sessionmaker,
         cipher=state.cipher,
         spotify=state.spotify,
+        aside=state.aside_permits,
     )
     try:
         result: BaseModel = await tool.handler(context, args)

@@ -4,8 +4,8 @@ The importer writes artists, tracks and links in one statement, so when the trac
 trigger writes a new track's lookup row, the track's primary artist is there to be
 probed and the row is complete. The links' trigger, which fires after it, rewrote every
 such row with the same values: a new row version (and index entry) for each linked track
-of an import, 0.9 s of a first import of a million plays. It now skips rows that already
-name the artist, as the update branch did before.
+of an import (the trigger took 0.94 s of a first import of a million plays, 0.24 s now).
+It now skips rows that already name the artist, as the update branch did before.
 
 Revision ID: 0011
 Revises: 0010
