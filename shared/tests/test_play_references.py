@@ -60,6 +60,19 @@ async def test_a_play_of_a_missing_track_or_user_is_refused(db_session: AsyncSes
     assert await _count(db_session, "SELECT count(*) FROM plays WHERE user_id = :u", u=ada.id) == 0
     await add_listens(db_session, ada.id, song, T0)
     assert await _count(db_session, "SELECT count(*) FROM plays WHERE user_id = :u", u=ada.id) == 1
+    # A track with totals already is not looked up again; the missing one still fails.
+    with pytest.raises(DBAPIError, match="track that does not exist: nowhere"):
+        async with db_session.begin_nested():
+            await db_session.execute(
+                insert,
+                [
+                    {"u": ada.id, "p": T0 + timedelta(hours=1), "t": song.track_id},
+                    {"u": ada.id, "p": T0 + timedelta(hours=2), "t": "nowhere"},
+                ],
+            )
+    assert await _count(db_session, "SELECT count(*) FROM plays WHERE user_id = :u", u=ada.id) == 1
+    totals = "SELECT rows FROM play_tracks WHERE user_id = :u"
+    assert await _count(db_session, totals, u=ada.id) == 1
 
 
 async def test_deleting_a_user_deletes_their_plays_only(db_session: AsyncSession) -> None:

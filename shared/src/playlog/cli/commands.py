@@ -1,4 +1,8 @@
-"""Handlers of the ``playlog`` subcommands. Each returns the process exit code."""
+"""Handlers of the ``playlog`` subcommands. Each returns the process exit code.
+
+Alembic, the ORM models and the development supervisor are imported by the handlers that
+use them: every other command, ``playlog import`` above all, starts without them.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from playlog.cli.database import database_url, run_on_database
 from playlog.crypto import generate_key
-from playlog.db import migrate
 from playlog.db.engine import create_sessionmaker
-from playlog.users import create_user
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
+    from playlog.db import migrate
+
     with database_url() as url:
         run_on_database(url, lambda engine: migrate.upgrade(engine, args.revision))
     print(f"database upgraded to {args.revision}")
@@ -23,6 +27,8 @@ def db_upgrade(args: argparse.Namespace) -> int:
 
 
 def db_downgrade(args: argparse.Namespace) -> int:
+    from playlog.db import migrate
+
     with database_url() as url:
         run_on_database(url, lambda engine: migrate.downgrade(engine, args.revision))
     print(f"database downgraded to {args.revision}")
@@ -30,6 +36,8 @@ def db_downgrade(args: argparse.Namespace) -> int:
 
 
 def db_current(_: argparse.Namespace) -> int:
+    from playlog.db import migrate
+
     async def read(engine: AsyncEngine) -> str | None:
         async with engine.connect() as connection:
             return await migrate.current_revision(connection)
@@ -42,6 +50,8 @@ def db_current(_: argparse.Namespace) -> int:
 
 
 def users_add(args: argparse.Namespace) -> int:
+    from playlog.users import create_user
+
     async def add(engine: AsyncEngine) -> dict[str, str | None]:
         async with create_sessionmaker(engine).begin() as session:
             user = await create_user(

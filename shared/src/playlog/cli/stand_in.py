@@ -1,15 +1,17 @@
-"""``playlog spotify-stand-in``: serve the Spotify stand-in over HTTP."""
+"""``playlog spotify-stand-in``: serve the Spotify stand-in over HTTP.
+
+The server and the web application are imported when the command runs, not when the
+command line starts.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
 from playlog.errors import ConfigurationError
 from playlog.logging import configure_logging
 from playlog.settings import LoggingSettings, load_settings
-from playlog.spotify.stand_in import StandInAccount, StandInConfig, create_stand_in_app
+from playlog.spotify.stand_in.config import StandInAccount, StandInConfig
 
 
 def add_parser(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,6 +69,10 @@ def build_config(args: argparse.Namespace) -> StandInConfig:
 
 
 def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from playlog.spotify.stand_in.app import create_stand_in_app
+
     config = build_config(args)
     try:
         logging_settings = load_settings(LoggingSettings)
