@@ -25,6 +25,7 @@ from playlog.settings import ImportSettings
 from playlog.testing.exports import (
     ACCOUNT_DIR,
     account_play,
+    decode_stage_row,
     extended_member,
     track_play,
     write_zip,
@@ -314,12 +315,13 @@ def test_records_become_rows_or_counted_skips() -> None:
         "no_identity": 1,
         "not_an_object": 1,
     }
-    assert [(row[1], row[2]) for row in rows.rows] == [
+    decoded = [decode_stage_row(row) for row in rows.rows]
+    assert [(row[1], row[2]) for row in decoded] == [
         ("4uLU6hMCjMI75M1A2tKUQC", 213_000),
         ("4uLU6hMCjMI75M1A2tKUQC", None),
     ]
     # No sensitive field travels unless asked for.
-    assert all(row[-1] is None for row in rows.rows)
+    assert all(row[-1] is None for row in decoded)
 
 
 @pytest.mark.parametrize("uri", ["spotify:track:", 12345, ["spotify:track:x"], ""])
@@ -330,7 +332,7 @@ def test_a_track_uri_without_an_id_falls_back_to_the_names(uri: Any) -> None:
     expected = local_track_id(
         "Rick Astley", "Never Gonna Give You Up", "Whenever You Need Somebody"
     )
-    assert [row[1] for row in rows.rows] == [expected]
+    assert [decode_stage_row(row)[1] for row in rows.rows] == [expected]
     assert rows.items[expected][5] is None  # no URI kept for a local id
     assert dict(rows.skipped) == {"no_identity": 1}
 
@@ -338,7 +340,7 @@ def test_a_track_uri_without_an_id_falls_back_to_the_names(uri: Any) -> None:
 def test_sensitive_fields_are_kept_only_when_asked() -> None:
     rows = MemberRows("extended", set(), keep_sensitive=True)
     rows.add(track_play("2024-01-01T10:00:00Z", username="someone"))
-    assert rows.rows[0][-1] == (
+    assert decode_stage_row(rows.rows[0])[-1] == (
         '{"ip_addr": "192.0.2.10", "username": "someone", "conn_country": "DE", '
         '"platform": "android"}'
     )
@@ -355,8 +357,9 @@ def test_account_data_rows_use_names_and_minutes() -> None:
             "msPlayed": 100,
         }
     )
-    music = rows.rows[0]
+    music = decode_stage_row(rows.rows[0])
     assert music[0].isoformat() == "2024-01-15T10:30:00+00:00"
     assert music[1].startswith("local:")
+    assert music[3:] == (None,) * 7  # no reasons, flags or sensitive fields
     kinds = {item[1] for item in rows.items.values()}
     assert kinds == {"track", "episode"}

@@ -13,20 +13,16 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 _NULL = b"\xff\xff\xff\xff"
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-# Length-prefixed timestamptz (microseconds since 2000-01-01 UTC) and int4.
-_TIMESTAMP = struct.Struct(">iq").pack
+# Length-prefixed int4; timestamptz values are microseconds since 2000-01-01 UTC.
 _INT4 = struct.Struct(">ii").pack
 _LENGTH = struct.Struct(">i").pack
-_BOOL = {True: b"\x00\x00\x00\x01\x01", False: b"\x00\x00\x00\x01\x00"}
 _JSONB_VERSION = b"\x01"
-_STAGE_FIELDS = b"\x00\x0a"
 _ITEM_FIELDS = b"\x00\x08"
 # Encoded text values by value: exports repeat the same few thousand ids and reasons.
 _TEXT_CACHE_SIZE = 100_000
@@ -46,39 +42,79 @@ def _text(value: str | None) -> bytes:
     return encoded
 
 
-def _flag(value: bool | None) -> bytes:
-    return _NULL if value is None else _BOOL[value]
+# The six behaviour columns (reasons, then flags) of a staged play, encoded, by what a
+# record holds: exports combine a few reasons and flags in a few hundred ways. Keyed by
+# the reasons and the ids of the flags: only True, False and None are flags (1 == True,
+# but 1 is not one), and being singletons their ids stand for them; the id of anything
+# else maps to NULL, whatever object holds that id later.
+_BEHAVIOUR_CACHE_SIZE = 4096
+behaviour_cache: dict[tuple[object, ...], bytes] = {}
+_FLAGS: dict[object, bytes] = {
+    id(None): _NULL,
+    id(True): b"\x00\x00\x00\x01\x01",
+    id(False): b"\x00\x00\x00\x01\x00",
+}
+# Account data knows nothing of how a play started or ended.
+NO_BEHAVIOUR = _NULL * 6
+# A staged row's field count, its timestamp's length and its value.
+_ROW_START = struct.Struct(">hiq").pack
 
 
-def stage_rows(rows: Iterable[tuple[Any, ...]]) -> bytes:
-    """One COPY of rows in :data:`playlog.exports.records.STAGE_COLUMNS` order."""
-    parts = [HEADER]
-    append = parts.append
-    for played_at, track_id, ms, start, end, shuffle, skipped, offline, incognito, kept in rows:
-        if kept is None:
-            sensitive = _NULL
-        else:
-            data = kept.encode()
-            sensitive = _LENGTH(len(data) + 1) + _JSONB_VERSION + data
-        append(
-            b"".join(
-                (
-                    _STAGE_FIELDS,
-                    _TIMESTAMP(8, (played_at - _EPOCH) // _MICROSECOND),
-                    _text(track_id),
-                    _NULL if ms is None else _INT4(4, ms),
-                    _text(start),
-                    _text(end),
-                    _flag(shuffle),
-                    _flag(skipped),
-                    _flag(offline),
-                    _flag(incognito),
-                    sensitive,
-                )
-            )
+def behaviour_key(
+    start: object, end: object, shuffle: object, skipped: object, offline: object, incognito: object
+) -> tuple[object, ...]:
+    """The key of :func:`behaviour` (the importer builds it inline, in the same way)."""
+    return (start, end, id(shuffle), id(skipped), id(offline), id(incognito))
+
+
+def behaviour(key: tuple[object, ...]) -> bytes:
+    """The encoded behaviour columns of ``key``: a reason that is not a non-empty string,
+    and a flag that is not a bool, are NULL."""
+    try:
+        return behaviour_cache[key]
+    except KeyError:
+        cacheable = True
+    except TypeError:  # a reason that cannot be hashed (a list, an object)
+        cacheable = False
+    start, end, *flags = key
+    encoded = b"".join(
+        (
+            _text(start if isinstance(start, str) and start else None),
+            _text(end if isinstance(end, str) and end else None),
+            *(_FLAGS.get(flag, _NULL) for flag in flags),
         )
-    append(TRAILER)
-    return b"".join(parts)
+    )
+    if cacheable:
+        if len(behaviour_cache) >= _BEHAVIOUR_CACHE_SIZE:
+            behaviour_cache.clear()
+        behaviour_cache[key] = encoded
+    return encoded
+
+
+def stage_row(
+    played_at: datetime, track_id: str, ms: int | None, behaviour: bytes, sensitive: str | None
+) -> bytes:
+    """One row of :data:`playlog.exports.records.STAGE_COLUMNS`; ``behaviour`` from
+    :func:`behaviour` (the importer's hot path encodes rows inline, in the same way)."""
+    if sensitive is None:
+        kept = _NULL
+    else:
+        data = sensitive.encode()
+        kept = _LENGTH(len(data) + 1) + _JSONB_VERSION + data
+    return b"".join(
+        (
+            _ROW_START(10, 8, (played_at - _EPOCH) // _MICROSECOND),
+            _texts.get(track_id) or _text(track_id),
+            _NULL if ms is None else _INT4(4, ms),
+            behaviour,
+            kept,
+        )
+    )
+
+
+def stage_rows(rows: list[bytes]) -> bytes:
+    """One COPY of rows encoded by :func:`stage_row`."""
+    return b"".join((HEADER, *rows, TRAILER))
 
 
 def items(rows: Iterable[tuple[str | None, ...]]) -> bytes:

@@ -1,7 +1,7 @@
 """Export records to staged plays: identity, time, behaviour fields, skip reasons.
 
-One :class:`MemberRows` collects a member's plays as tuples in :data:`STAGE_COLUMNS`
-order (ready for COPY) plus the catalog items first seen in it. A record that cannot be
+One :class:`MemberRows` collects a member's plays as rows of :data:`STAGE_COLUMNS`,
+encoded for COPY as they are read, plus the catalog items first seen in it. A record that cannot be
 a play is counted under a reason and never stored.
 """
 
@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from playlog.exports import copydata
 from playlog.exports.archive import Format
 from playlog.history.identity import local_artist_id, local_track_id
 
@@ -49,13 +50,15 @@ NOT_AN_OBJECT = "not_an_object"
 Item = tuple[str, str, str, str | None, str | None, str | None, str | None, str | None]
 _MAX_INT4 = 2**31 - 1
 _TRACK_URI = "spotify:track:"
-# Account data knows nothing of how a play started or ended.
-_NO_BEHAVIOUR = (None,) * 7
 
 
 # Hashing names costs microseconds; exports name the same few thousand items over and over.
 _artist_id = lru_cache(maxsize=65_536)(local_artist_id)
 _track_id = lru_cache(maxsize=65_536)(local_track_id)
+# Takes whatever a record holds: anything but an ISO 8601 string raises.
+_fromisoformat: Callable[[Any], datetime] = datetime.fromisoformat
+_stage_row = copydata.stage_row
+_behaviours = copydata.behaviour_cache
 
 
 def _text(value: object) -> str | None:
@@ -77,7 +80,8 @@ class MemberRows:
     """Plays and new catalog items of one member, in memory for one batch at a time."""
 
     def __init__(self, family: Format, known: set[str], *, keep_sensitive: bool) -> None:
-        self.rows: list[tuple[Any, ...]] = []
+        # COPY-encoded (playlog.exports.copydata.stage_row).
+        self.rows: list[bytes] = []
         self.items: dict[str, Item] = {}
         self.skipped: Counter[str] = Counter()
         self.records = 0
@@ -89,7 +93,7 @@ class MemberRows:
             self._add_extended if family == "extended" else self._add_account_data
         )
 
-    def take_rows(self) -> list[tuple[Any, ...]]:
+    def take_rows(self) -> list[bytes]:
         rows, self.rows = self.rows, []
         return rows
 
@@ -122,13 +126,28 @@ class MemberRows:
             return None
         return played_at, ms
 
-    # Runs once per record of an import: the helpers are inlined as plain expressions
-    # (each call would cost about as much as the work it does).
+    # Runs once per record of an import: the checks of _common and _time and the span are
+    # written out here as plain expressions (each call would cost about as much as the
+    # work it does), and the row is encoded for COPY at once.
     def _add_extended(self, record: Any) -> None:
-        common = self._common(record, "ts", "ms_played")
-        if common is None:
+        self.records += 1
+        if record.__class__ is not dict:
+            self.skipped[NOT_AN_OBJECT] += 1
             return
         get = record.get
+        try:
+            played_at = _fromisoformat(get("ts"))
+        except (TypeError, ValueError):
+            self.skipped[BAD_TIMESTAMP] += 1
+            return
+        if played_at.tzinfo is None:
+            played_at = played_at.replace(tzinfo=UTC)
+        ms = get("ms_played")
+        if ms.__class__ is not int and ms is not None:
+            ms = int(ms) if ms.__class__ is float and ms.is_integer() else -1
+        if ms is not None and not 0 <= ms <= _MAX_INT4:
+            self.skipped[INVALID_MS_PLAYED] += 1
+            return
         uri = get("spotify_track_uri")
         if uri.__class__ is str and uri.startswith(_TRACK_URI) and len(uri) > len(_TRACK_URI):
             # Most plays: the id is in the URI, and the item is only built when it is new.
@@ -142,29 +161,27 @@ class MemberRows:
                 return
             track_id = item[0]
             self._item(item)
-        played_at = common[0]
-        self._span(played_at)
+        if self.earliest is None or played_at < self.earliest:
+            self.earliest = played_at
+        if self.latest is None or played_at > self.latest:
+            self.latest = played_at
         sensitive = None
         if self._keep_sensitive:
             kept = {key: record[key] for key in SENSITIVE_FIELDS if get(key) is not None}
             sensitive = json.dumps(kept) if kept else None
-        start, end = get("reason_start"), get("reason_end")
-        shuffle, skipped = get("shuffle"), get("skipped")
-        offline, incognito = get("offline"), get("incognito_mode")
-        self.rows.append(
-            (
-                played_at,
-                track_id,
-                common[1],
-                start if start.__class__ is str and start else None,
-                end if end.__class__ is str and end else None,
-                shuffle if shuffle.__class__ is bool else None,
-                skipped if skipped.__class__ is bool else None,
-                offline if offline.__class__ is bool else None,
-                incognito if incognito.__class__ is bool else None,
-                sensitive,
-            )
-        )
+        key = (
+            get("reason_start"),
+            get("reason_end"),
+            id(get("shuffle")),
+            id(get("skipped")),
+            id(get("offline")),
+            id(get("incognito_mode")),
+        )  # copydata.behaviour_key, inline
+        try:
+            behaviour = _behaviours[key]
+        except (KeyError, TypeError):
+            behaviour = copydata.behaviour(key)
+        self.rows.append(_stage_row(played_at, track_id, ms, behaviour, sensitive))
 
     def _add_account_data(self, record: Any) -> None:
         common = self._common(record, "endTime", "msPlayed")
@@ -176,7 +193,7 @@ class MemberRows:
             return
         self._item(item)
         self._span(common[0])
-        self.rows.append((common[0], item[0], common[1], *_NO_BEHAVIOUR))
+        self.rows.append(_stage_row(common[0], item[0], common[1], copydata.NO_BEHAVIOUR, None))
 
 
 def _extended_item(record: dict[str, Any]) -> Item | None:

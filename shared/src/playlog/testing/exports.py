@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import struct
 import zipfile
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +128,31 @@ async def delete_users_and_their_catalog(engine: AsyncEngine, user_ids: list[Any
                 "(SELECT 1 FROM track_artists l WHERE l.artist_id = a.artist_id)"
             )
         )
+
+
+def decode_stage_row(row: bytes) -> tuple[Any, ...]:
+    """A staged play encoded by ``copydata.stage_row``, decoded into the values of
+    ``STAGE_COLUMNS`` (played_at, track_id, ms_played, two reasons, four flags, the
+    sensitive fields as JSON text)."""
+    (count,) = struct.unpack_from(">h", row)
+    offset, fields = 2, []
+    for _ in range(count):
+        (length,) = struct.unpack_from(">i", row, offset)
+        offset += 4
+        fields.append(None if length < 0 else row[offset : offset + length])
+        offset += max(length, 0)
+    if offset != len(row):
+        raise ValueError(f"{len(row) - offset} bytes after the row's {count} fields")
+    at, track, ms, start, end, *flags, sensitive = fields
+    if at is None or track is None:
+        raise ValueError("a staged play needs its time and its item")
+    return (
+        datetime(2000, 1, 1, tzinfo=UTC)
+        + timedelta(microseconds=int.from_bytes(at, "big", signed=True)),
+        track.decode(),
+        None if ms is None else int.from_bytes(ms, "big", signed=True),
+        None if start is None else start.decode(),
+        None if end is None else end.decode(),
+        *(None if flag is None else flag == b"\x01" for flag in flags),
+        None if sensitive is None else sensitive[1:].decode(),  # after jsonb's version
+    )
