@@ -90,6 +90,38 @@ async def test_upgrade_downgrade_upgrade_round_trip(database_factory: DatabaseFa
         await engine.dispose()
 
 
+def _collations(connection: Connection) -> dict[tuple[str, str], str | None]:
+    rows = connection.execute(
+        text(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND data_type = 'text'"
+        )
+    )
+    return {(table, column): collation for table, column, collation in rows}
+
+
+async def test_text_columns_have_the_models_collations(database_url: str) -> None:
+    """Autogenerate does not compare collations: ids are in "C" (migration 0013), every
+    other text column in the database's default, in the database as in the models."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            stored = await connection.run_sync(_collations)
+    finally:
+        await engine.dispose()
+    modelled = {
+        (table.name, column.name): getattr(column.type, "collation", None)
+        for table in Base.metadata.tables.values()
+        for column in table.columns
+        if (table.name, column.name) in stored
+    }
+    assert modelled == {key: stored[key] for key in modelled}
+    ids = {key for key, collation in stored.items() if collation == "C"}
+    assert ("plays", "track_id") in ids
+    assert ("track_artists", "artist_id") in ids
+    assert len(ids) == 8
+
+
 async def test_migrations_match_the_models(database_url: str) -> None:
     """Autogenerate finds nothing to do: models and migrations describe the same schema."""
     engine = create_engine(database_url, pool_size=1)

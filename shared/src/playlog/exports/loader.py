@@ -24,10 +24,11 @@ SOURCE = "import_zip"
 # extended > account data > API (DESIGN §6): the richer row of a play is kept.
 _RICHNESS = {(SOURCE, "extended"): 3, (SOURCE, "account_data"): 2}
 
+# Ids in "C", like the tables they go to (migration 0013).
 _CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS import_stage (
     played_at timestamptz NOT NULL,
-    track_id text NOT NULL,
+    track_id text COLLATE "C" NOT NULL,
     ms_played integer,
     reason_start text,
     reason_end text,
@@ -40,13 +41,13 @@ CREATE TEMP TABLE IF NOT EXISTS import_stage (
     skip boolean NOT NULL DEFAULT false
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS import_items (
-    track_id text NOT NULL,
+    track_id text COLLATE "C" NOT NULL,
     kind text NOT NULL,
     name text NOT NULL,
     album_name text,
     show_name text,
     uri text,
-    artist_id text,
+    artist_id text COLLATE "C",
     artist_name text
 ) ON COMMIT DELETE ROWS;
 """

@@ -15,7 +15,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from playlog.db.models.base import Base, created_at_column, one_of, updated_at_column
+from playlog.db.models.base import (
+    ID_TEXT,
+    Base,
+    created_at_column,
+    one_of,
+    updated_at_column,
+)
 
 TRACK_KINDS = ("track", "episode", "audiobook")
 # track_lookup.search_text: lowercased name, album, show and primary artist, joined by
@@ -32,7 +38,7 @@ class Track(Base):
     __table_args__ = (one_of("kind", TRACK_KINDS), one_of("source", SOURCES))
 
     # A Spotify id, or "local:" + sha1(artist, track, album) when an export row has no URI.
-    track_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    track_id: Mapped[str] = mapped_column(ID_TEXT, primary_key=True)
     kind: Mapped[str] = mapped_column(Text, server_default="track")
     name: Mapped[str] = mapped_column(Text)
     album_id: Mapped[str | None] = mapped_column(Text)
@@ -48,7 +54,7 @@ class Track(Base):
 class Artist(Base):
     __tablename__ = "artists"
 
-    artist_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    artist_id: Mapped[str] = mapped_column(ID_TEXT, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     uri: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
@@ -78,12 +84,12 @@ class TrackLookup(Base):
 
     __tablename__ = "track_lookup"
 
-    track_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    track_id: Mapped[str] = mapped_column(ID_TEXT, primary_key=True)
     kind: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
     album_name: Mapped[str | None] = mapped_column(Text)
     show_name: Mapped[str | None] = mapped_column(Text)
-    artist_id: Mapped[str | None] = mapped_column(Text)
+    artist_id: Mapped[str | None] = mapped_column(ID_TEXT)
     artist_name: Mapped[str | None] = mapped_column(Text)
     # Generated: the four names lowercased, joined by U+001F (history_search matches it).
     search_text: Mapped[str | None] = mapped_column(Text, Computed(SEARCH_TEXT, persisted=True))

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from playlog.db.models.base import Base, created_at_column, one_of
+from playlog.db.models.base import ID_TEXT, Base, created_at_column, one_of
 from playlog.db.models.catalog import SOURCES
 
 
@@ -40,7 +40,7 @@ class Play(Base):
     user_id: Mapped[uuid.UUID] = mapped_column()
     # End of playback: the API's played_at and the export's ts both mean the end.
     played_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    track_id: Mapped[str] = mapped_column(Text)
+    track_id: Mapped[str] = mapped_column(ID_TEXT)
     # Null when unknown (API plays).
     ms_played: Mapped[int | None] = mapped_column(Integer)
     # Listening time when ms_played is unknown: the track's duration, cut short when the

@@ -19,10 +19,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, Text
+from sqlalchemy import BigInteger, DateTime, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
-from playlog.db.models.base import Base
+from playlog.db.models.base import ID_TEXT, Base
 
 
 class PlayHour(Base):
@@ -43,7 +43,7 @@ class PlayTrack(Base):
     __tablename__ = "play_tracks"
 
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    track_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    track_id: Mapped[str] = mapped_column(ID_TEXT, primary_key=True)
     rows: Mapped[int] = mapped_column(Integer)
     plays: Mapped[int] = mapped_column(Integer)
     listening_ms: Mapped[int] = mapped_column(BigInteger)
