@@ -11,7 +11,7 @@ Two checks got cheaper too:
 
 - a play's track must exist: only tracks without a stored total are looked up (a stored
   total means the track exists, since a track with totals cannot be deleted), and a
-  shortfall in the merged count finds the missing one;
+  missing one makes the MERGE's last branch raise the error;
 - the users are counted and locked from their distinct ids (one hashed pass over the
   inserted rows) instead of a sort for the count and a semi-join for the lock.
 
@@ -40,8 +40,8 @@ depends_on: str | Sequence[str] | None = None
 
 _COUNTED_C = first.COUNTED.format("c")
 
-_OLD_DECLARE = "    users_wanted bigint;\n    users_locked bigint;\n"
-_NEW_DECLARE = "    wanted uuid[];\n    users_locked bigint;\n    merged bigint;\n"
+_OLD_DECLARE = "    missing text;\n    users_wanted bigint;\n    users_locked bigint;\n"
+_NEW_DECLARE = "    wanted uuid[];\n    users_locked bigint;\n"
 _OLD_USERS = """        SELECT count(DISTINCT c.user_id) INTO users_wanted FROM changed c;
         SELECT count(*) INTO users_locked FROM (
             SELECT 1 FROM users u WHERE u.id IN (SELECT c.user_id FROM changed c)
@@ -52,6 +52,14 @@ _NEW_USERS = """        SELECT array_agg(g.user_id) INTO wanted
         SELECT count(*) INTO users_locked FROM (
             SELECT 1 FROM users u WHERE u.id = ANY (wanted) FOR SHARE OF u) locked;
         IF users_locked <> cardinality(wanted) THEN"""
+# Raised from the MERGE for a total whose track does not exist.
+MISSING_TRACK_FUNCTION = """
+CREATE FUNCTION playlog_missing_track(track_id text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'plays reference a track that does not exist: %', track_id
+        USING ERRCODE = 'foreign_key_violation';
+END $$;
+"""
 _TRACKS_START = "        -- The tracks are checked on the per-track totals"
 _TRACKS_END = "        RETURN NULL;\n    END IF;\n"
 _NEW_TRACKS = f"""        MERGE INTO play_tracks AS t
@@ -72,14 +80,9 @@ _NEW_TRACKS = f"""        MERGE INTO play_tracks AS t
         THEN INSERT (user_id, track_id, rows, plays, listening_ms, first_played_at,
                      last_played_at)
             VALUES (d.user_id, d.track_id, d.rows, d.plays, d.listening_ms,
-                    d.first_played_at, d.last_played_at);
-        GET DIAGNOSTICS merged = ROW_COUNT;
-        IF merged < (SELECT count(*) FROM (SELECT 1 FROM changed c GROUP BY c.user_id, c.track_id) g) THEN
-            SELECT c.track_id INTO missing FROM changed c
-            WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.track_id = c.track_id) LIMIT 1;
-            RAISE EXCEPTION 'plays reference a track that does not exist: %', missing
-                USING ERRCODE = 'foreign_key_violation';
-        END IF;
+                    d.first_played_at, d.last_played_at)
+        WHEN NOT MATCHED THEN INSERT (user_id, track_id, rows, plays, listening_ms)
+            VALUES (d.user_id, playlog_missing_track(d.track_id), 0, 0, 0);
 """
 
 
@@ -95,8 +98,10 @@ def _rollup_function() -> str:
 
 
 def upgrade() -> None:
+    op.execute(MISSING_TRACK_FUNCTION)
     op.execute(_rollup_function())
 
 
 def downgrade() -> None:
     op.execute(previous._rollup_function())
+    op.execute("DROP FUNCTION playlog_missing_track(text)")
