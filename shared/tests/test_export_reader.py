@@ -108,6 +108,7 @@ def as_json(value: Any) -> Any:
 async def test_staged_rows_and_items_survive_the_binary_copy(db_engine: AsyncEngine) -> None:
     sensitive = '{"ip_addr": "192.0.2.10", "platform": "Android OS 9 (Ärger ✨)"}'
     reasons = ("trackdone", "fwdbtn")
+    long, flags = "x" * 500, (True, True, True, True)
     # (played_at, track_id, ms_played, behaviour as a record holds it, sensitive), and
     # the row expected back. 1 and 0 equal True and False but are not flags, and come
     # after them, so a cached encoding of the flags must not answer for them.
@@ -145,6 +146,10 @@ async def test_staged_rows_and_items_survive_the_binary_copy(db_engine: AsyncEng
         (
             (datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC), "local:ab", 0, None, None),
             (None,) * 6,
+        ),
+        (
+            (datetime(2024, 5, 1, 13, tzinfo=UTC), "local:ab", 3, (long, None, *flags), None),
+            (long, None, *flags),
         ),
     ]
     rows = [
@@ -185,6 +190,8 @@ async def test_staged_rows_and_items_survive_the_binary_copy(db_engine: AsyncEng
         for (at, track_id, ms, _, kept), behaviour in sorted(cases, reverse=True)
     ]
     assert [(*row[:-1], as_json(row[-1])) for row in stored] == expected
+    # Long values are encoded each time, never kept.
+    assert copydata.behaviour_key(long, None, *flags) not in copydata.behaviour_cache
     assert [tuple(row) for row in stored_items] == items
 
 

@@ -25,7 +25,10 @@ _LENGTH = struct.Struct(">i").pack
 _JSONB_VERSION = b"\x01"
 _ITEM_FIELDS = b"\x00\x08"
 # Encoded text values by value: exports repeat the same few thousand ids and reasons.
+# Only short values are kept (ids and reasons are), so a hostile file cannot fill the
+# caches with long strings.
 _TEXT_CACHE_SIZE = 100_000
+_CACHED_TEXT_MAX = 100
 _texts: dict[str, bytes] = {}
 
 
@@ -36,9 +39,10 @@ def _text(value: str | None) -> bytes:
     if encoded is None:
         data = value.encode()
         encoded = _LENGTH(len(data)) + data
-        if len(_texts) >= _TEXT_CACHE_SIZE:
-            _texts.clear()
-        _texts[value] = encoded
+        if len(value) <= _CACHED_TEXT_MAX:
+            if len(_texts) >= _TEXT_CACHE_SIZE:
+                _texts.clear()
+            _texts[value] = encoded
     return encoded
 
 
@@ -73,7 +77,9 @@ def behaviour(key: tuple[object, ...]) -> bytes:
     try:
         return behaviour_cache[key]
     except KeyError:
-        cacheable = True
+        cacheable = all(
+            not isinstance(reason, str) or len(reason) <= _CACHED_TEXT_MAX for reason in key[:2]
+        )
     except TypeError:  # a reason that cannot be hashed (a list, an object)
         cacheable = False
     start, end, *flags = key

@@ -1,8 +1,8 @@
 """Export records to staged plays: identity, time, behaviour fields, skip reasons.
 
 One :class:`MemberRows` collects a member's plays as rows of :data:`STAGE_COLUMNS`,
-encoded for COPY as they are read, plus the catalog items first seen in it. A record that cannot be
-a play is counted under a reason and never stored.
+encoded for COPY as they are read, plus the catalog items first seen in it. A record
+that cannot be a play is counted under a reason and never stored.
 """
 
 from __future__ import annotations
