@@ -324,6 +324,39 @@ def test_records_become_rows_or_counted_skips() -> None:
     assert all(row[-1] is None for row in decoded)
 
 
+def test_wrong_types_in_a_record_become_nulls_or_skips() -> None:
+    rows = MemberRows("extended", set(), keep_sensitive=False)
+    flags = {"shuffle": True, "skipped": False, "offline": True, "incognito_mode": False}
+    cases: list[dict[str, Any]] = [
+        {"ms_played": 213_000.0},
+        # 0 and 1 equal False and True, but are not flags: after the same reasons with
+        # real flags, so an encoding cached for those must not answer for them.
+        {"shuffle": 0, "skipped": 0, "offline": 0.0, "incognito_mode": 0},
+        {"reason_start": "clickrow", "reason_end": "fwdbtn", **flags},
+        {"reason_start": "clickrow", "reason_end": "fwdbtn", "shuffle": 1, "offline": "true"},
+        {"reason_start": ["clickrow"], "reason_end": {"x": 1}, **flags},
+        {"reason_start": "", "reason_end": 7, **flags},
+    ]
+    for minute, fields in enumerate(cases):
+        rows.add(track_play(f"2024-01-01T10:0{minute}:00Z", **fields))
+    bad_times: list[Any] = [None, 12345, ["2024-01-01T10:00:00Z"]]
+    for ts in bad_times:
+        rows.add(track_play(ts))
+    for ms in (1.5, True, "1", float("inf"), 2**31):
+        rows.add(track_play("2024-01-01T11:00:00Z", ms_played=ms))
+    decoded = [decode_stage_row(row) for row in rows.rows]
+    assert [row[3:9] for row in decoded] == [
+        ("trackdone", "trackdone", False, False, False, False),
+        ("trackdone", "trackdone", None, None, None, None),
+        ("clickrow", "fwdbtn", True, False, True, False),
+        ("clickrow", "fwdbtn", None, False, None, False),
+        (None, None, True, False, True, False),
+        (None, None, True, False, True, False),
+    ]
+    assert decoded[0][2] == 213_000
+    assert dict(rows.skipped) == {"bad_timestamp": 3, "invalid_ms_played": 5}
+
+
 @pytest.mark.parametrize("uri", ["spotify:track:", 12345, ["spotify:track:x"], ""])
 def test_a_track_uri_without_an_id_falls_back_to_the_names(uri: Any) -> None:
     rows = MemberRows("extended", set(), keep_sensitive=False)

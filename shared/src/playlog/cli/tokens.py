@@ -1,4 +1,8 @@
-"""``playlog tokens create|list|revoke``: a user's personal access tokens."""
+"""``playlog tokens create|list|revoke``: a user's personal access tokens.
+
+The token functions (and with them the ORM models) are imported by the handlers, so the
+other commands start without them.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,16 @@ import json
 import sys
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from playlog.access_tokens import ListedToken, create_token, list_tokens, revoke_token
 from playlog.cli.database import database_url, run_on_database
 from playlog.db.engine import create_sessionmaker, db_now
 from playlog.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from playlog.access_tokens import ListedToken
 
 DEFAULT_NAME = "cli"
 
@@ -51,6 +57,8 @@ def _uuid(value: str, what: str) -> uuid.UUID:
 
 
 def create_command(args: argparse.Namespace) -> int:
+    from playlog.access_tokens import create_token
+
     user_id = _uuid(args.user, "--user")
 
     async def create(engine: AsyncEngine) -> dict[str, str]:
@@ -92,6 +100,8 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def list_command(args: argparse.Namespace) -> int:
+    from playlog.access_tokens import list_tokens
+
     user_id = _uuid(args.user, "--user")
 
     async def read(engine: AsyncEngine) -> list[dict[str, Any]]:
@@ -129,6 +139,8 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def revoke_command(args: argparse.Namespace) -> int:
+    from playlog.access_tokens import revoke_token
+
     user_id = _uuid(args.user, "--user")
     token_id = _uuid(args.token_id, "TOKEN_ID")
 

@@ -131,7 +131,7 @@ class MemberRows:
     # work it does), and the row is encoded for COPY at once.
     def _add_extended(self, record: Any) -> None:
         self.records += 1
-        if record.__class__ is not dict:
+        if not isinstance(record, dict):
             self.skipped[NOT_AN_OBJECT] += 1
             return
         get = record.get

@@ -143,9 +143,16 @@ def decode_stage_row(row: bytes) -> tuple[Any, ...]:
         offset += max(length, 0)
     if offset != len(row):
         raise ValueError(f"{len(row) - offset} bytes after the row's {count} fields")
+    if count != 10:
+        raise ValueError(f"a staged play has 10 fields, not {count}")
     at, track, ms, start, end, *flags, sensitive = fields
     if at is None or track is None:
         raise ValueError("a staged play needs its time and its item")
+    widths = [(at, 8), (ms, 4), *((flag, 1) for flag in flags)]
+    if any(value is not None and len(value) != width for value, width in widths):
+        raise ValueError("a timestamp, int4 or bool field of the wrong width")
+    if sensitive is not None and sensitive[:1] != b"\x01":
+        raise ValueError("jsonb without its version byte")
     return (
         datetime(2000, 1, 1, tzinfo=UTC)
         + timedelta(microseconds=int.from_bytes(at, "big", signed=True)),

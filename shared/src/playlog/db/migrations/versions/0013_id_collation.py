@@ -8,8 +8,11 @@ C.UTF-8 database: 11.2-12.2 s before, 10.8-11.4 s after (three alternating runs)
 databases in a language's collation (en_US.UTF-8 is the postgres image's default) spent
 more on each comparison.
 
-The columns keep their values and their order for ASCII ids; their indexes are rebuilt.
-The two triggers that name ``track_id`` and the links' foreign keys are dropped and made
+The columns keep their values; their indexes are rebuilt. Their order becomes byte order
+(upper case before lower case): the same as before in a C or C.UTF-8 database, a change
+in a language's collation, where ties between tracks listed by the analytics, and which
+of an artist's Spotify ids is reported for a name shared by several, now follow it. The
+two triggers that name ``track_id`` and the links' foreign keys are dropped and made
 again around the change, as PostgreSQL requires.
 
 Revision ID: 0013
