@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -180,3 +181,17 @@ def test_spotify_stand_in_rejects_bad_options() -> None:
     result = playlog("spotify-stand-in", "--listeners", "0")
     assert result.returncode == 1
     assert "--listeners must be between 1 and 10000" in result.stderr
+
+
+def test_the_command_line_starts_without_what_only_some_commands_use() -> None:
+    """Alembic, the ORM models and the web frameworks load with the commands that use
+    them, not with every command (``playlog import`` starts without them)."""
+    probe = (
+        "import sys, playlog.cli.main; "
+        "print(' '.join(m for m in ('alembic', 'fastapi', 'uvicorn', 'playlog.db.models') "
+        "if m in sys.modules))"
+    )
+    loaded = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert loaded.stdout.split() == []
