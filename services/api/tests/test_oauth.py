@@ -237,6 +237,16 @@ async def test_mcp_401_points_to_the_metadata(web: httpx.AsyncClient) -> None:
     assert response.status_code == 401
     challenge = response.headers["www-authenticate"]
     assert f'resource_metadata="{PUBLIC}/.well-known/oauth-protected-resource/mcp"' in challenge
+    # A bearer token that is neither a personal token nor the admin's (a stale one,
+    # another server's) gets the same pointer, and is called invalid.
+    for token in ("not-the-admin-token", "plg_" + "A" * 43):
+        stale = await web.post("/mcp", json={}, headers={"Authorization": f"Bearer {token}"})
+        assert stale.status_code == 401
+        stale_challenge = stale.headers["www-authenticate"]
+        assert f'resource_metadata="{PUBLIC}/.well-known/oauth-protected-resource/mcp"' in (
+            stale_challenge
+        )
+        assert 'error="invalid_token"' in stale_challenge
     for path in (
         "/.well-known/oauth-protected-resource/mcp",
         "/.well-known/oauth-protected-resource",

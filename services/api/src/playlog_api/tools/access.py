@@ -68,5 +68,12 @@ async def authenticate(connection: HTTPConnection, session: AsyncSession) -> Cal
             )
         return Caller(admin=False, user_id=token.user_id)
     authenticator: AdminAuthenticator = connection.app.state.admin_auth
-    authenticator.authenticate(authorization)
+    try:
+        authenticator.authenticate(authorization)
+    except Unauthorized as exc:
+        if scheme.lower() != "bearer":
+            raise  # HTTP Basic admin credentials: the admin's own challenge
+        # Any other bearer token (a stale one, another server's): the tools' challenge,
+        # which tells an OAuth client where to get a new one.
+        raise _challenge(connection, exc.message, error="invalid_token") from None
     return Caller(admin=True, user_id=None)
