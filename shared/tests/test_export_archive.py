@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from playlog.exports import copydata
 from playlog.exports.archive import (
     ExportArchive,
     ExportRejected,
@@ -355,6 +356,23 @@ def test_wrong_types_in_a_record_become_nulls_or_skips() -> None:
     ]
     assert decoded[0][2] == 213_000
     assert dict(rows.skipped) == {"bad_timestamp": 3, "invalid_ms_played": 5}
+
+
+def test_repeated_behaviour_is_encoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[tuple[object, ...]] = []
+    original = copydata.behaviour
+
+    def counted(*values: object) -> bytes:
+        encoded.append(values)
+        return original(*values)
+
+    monkeypatch.setattr(copydata, "behaviour", counted)
+    copydata.behaviour_cache.clear()
+    rows = MemberRows("extended", set(), keep_sensitive=False)
+    for minute in range(5):
+        rows.add(track_play(f"2024-01-01T10:0{minute}:00Z", reason_end="fwdbtn"))
+    assert len(rows.rows) == 5
+    assert encoded == [("trackdone", "fwdbtn", False, False, False, False)]
 
 
 @pytest.mark.parametrize("uri", ["spotify:track:", 12345, ["spotify:track:x"], ""])

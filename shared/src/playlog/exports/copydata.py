@@ -48,32 +48,30 @@ def _text(value: str | None) -> bytes:
 
 # The six behaviour columns (reasons, then flags) of a staged play, encoded, by what a
 # record holds: exports combine a few reasons and flags in a few hundred ways. Keyed by
-# the reasons and the ids of the flags: only True, False and None are flags (1 == True,
-# but 1 is not one), and being singletons their ids stand for them; the id of anything
-# else maps to NULL, whatever object holds that id later.
+# the reasons and the ids of the flags (see :func:`behaviour`).
 _BEHAVIOUR_CACHE_SIZE = 4096
 behaviour_cache: dict[tuple[object, ...], bytes] = {}
-_FLAGS: dict[object, bytes] = {
-    id(None): _NULL,
-    id(True): b"\x00\x00\x00\x01\x01",
-    id(False): b"\x00\x00\x00\x01\x00",
-}
+_TRUE = b"\x00\x00\x00\x01\x01"
+_FALSE = b"\x00\x00\x00\x01\x00"
 # Account data knows nothing of how a play started or ended.
 NO_BEHAVIOUR = _NULL * 6
 # A staged row's field count, its timestamp's length and its value.
 _ROW_START = struct.Struct(">hiq").pack
 
 
-def behaviour_key(
+def behaviour(
     start: object, end: object, shuffle: object, skipped: object, offline: object, incognito: object
-) -> tuple[object, ...]:
-    """The key of :func:`behaviour` (the importer builds it inline, in the same way)."""
-    return (start, end, id(shuffle), id(skipped), id(offline), id(incognito))
+) -> bytes:
+    """The encoded behaviour columns of a record's values: a reason that is not a
+    non-empty string, and a flag that is not a bool, are NULL.
 
-
-def behaviour(key: tuple[object, ...]) -> bytes:
-    """The encoded behaviour columns of ``key``: a reason that is not a non-empty string,
-    and a flag that is not a bool, are NULL."""
+    Cached by the reasons and the flags' ids: only True, False and None are flags (1 ==
+    True, but 1 is not one), and being singletons their ids stand for them; the id of
+    anything else is NULL, whatever object holds that id later. The importer's hot path
+    looks the cache up with the same key itself and calls this only when it misses.
+    """
+    flags = (shuffle, skipped, offline, incognito)
+    key = (start, end, *map(id, flags))
     try:
         return behaviour_cache[key]
     except KeyError:
@@ -82,12 +80,11 @@ def behaviour(key: tuple[object, ...]) -> bytes:
         )
     except TypeError:  # a reason that cannot be hashed (a list, an object)
         cacheable = False
-    start, end, *flags = key
     encoded = b"".join(
         (
             _text(start if isinstance(start, str) and start else None),
             _text(end if isinstance(end, str) and end else None),
-            *(_FLAGS.get(flag, _NULL) for flag in flags),
+            *(_TRUE if flag is True else _FALSE if flag is False else _NULL for flag in flags),
         )
     )
     if cacheable:

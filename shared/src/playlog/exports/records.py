@@ -169,18 +169,15 @@ class MemberRows:
         if self._keep_sensitive:
             kept = {key: record[key] for key in SENSITIVE_FIELDS if get(key) is not None}
             sensitive = json.dumps(kept) if kept else None
-        key = (
-            get("reason_start"),
-            get("reason_end"),
-            id(get("shuffle")),
-            id(get("skipped")),
-            id(get("offline")),
-            id(get("incognito_mode")),
-        )  # copydata.behaviour_key, inline
-        try:
-            behaviour = _behaviours[key]
+        start, end = get("reason_start"), get("reason_end")
+        shuffle, skipped = get("shuffle"), get("skipped")
+        offline, incognito = get("offline"), get("incognito_mode")
+        try:  # copydata.behaviour's own cache lookup, without the call
+            behaviour = _behaviours[
+                (start, end, id(shuffle), id(skipped), id(offline), id(incognito))
+            ]
         except (KeyError, TypeError):
-            behaviour = copydata.behaviour(key)
+            behaviour = copydata.behaviour(start, end, shuffle, skipped, offline, incognito)
         self.rows.append(_stage_row(played_at, track_id, ms, behaviour, sensitive))
 
     def _add_account_data(self, record: Any) -> None:
