@@ -126,9 +126,12 @@ async def test_a_failing_second_question_is_raised_as_is(db_engine: AsyncEngine)
     async def second(session: AsyncSession) -> None:
         await session.execute(text("SELECT 1 / 0"))
 
+    permits = aside_permits(sessionmaker)
+    assert permits is not None
     async with sessionmaker() as session, session.begin():
         with pytest.raises(Exception, match="division by zero"):
-            await Sessions(session, sessionmaker, aside_permits(sessionmaker)).both(backend, second)
+            await Sessions(session, sessionmaker, permits).both(backend, second)
+    assert not permits.locked()  # given back after the failure too
 
 
 async def test_sessions_of_one_connection_ask_in_turn(
