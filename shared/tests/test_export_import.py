@@ -36,14 +36,19 @@ from playlog.testing.exports import (
 SETTINGS = ImportSettings()
 
 
+async def _committed_user(engine: AsyncEngine, name: str) -> uuid.UUID:
+    async with engine.begin() as connection:
+        created = await connection.execute(
+            text("INSERT INTO users (display_name) VALUES (:name) RETURNING id"), {"name": name}
+        )
+        new_id: uuid.UUID = created.scalar_one()
+    return new_id
+
+
 @pytest_asyncio.fixture
 async def user_id(db_engine: AsyncEngine) -> AsyncIterator[uuid.UUID]:
     """A committed user (imports commit per member); deleted with everything it owns."""
-    async with db_engine.begin() as connection:
-        created = await connection.execute(
-            text("INSERT INTO users (display_name) VALUES ('importer') RETURNING id")
-        )
-        new_id: uuid.UUID = created.scalar_one()
+    new_id = await _committed_user(db_engine, "importer")
     yield new_id
     await delete_users_and_their_catalog(db_engine, [new_id])
 
@@ -240,12 +245,21 @@ async def _poll(engine: AsyncEngine, user: uuid.UUID, played_at: str, track_id: 
         )
 
 
+@pytest_asyncio.fixture
+async def other_user_id(db_engine: AsyncEngine) -> AsyncIterator[uuid.UUID]:
+    new_id = await _committed_user(db_engine, "neighbour")
+    yield new_id
+    await delete_users_and_their_catalog(db_engine, [new_id])
+
+
 async def test_export_rows_replace_polled_rows_of_the_same_play(
-    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+    db_engine: AsyncEngine, user_id: uuid.UUID, other_user_id: uuid.UUID, tmp_path: Path
 ) -> None:
     track = "4uLU6hMCjMI75M1A2tKUQC"
     await _poll(db_engine, user_id, "2024-06-01 10:00:03", track)
     await _poll(db_engine, user_id, "2024-06-01 12:00:00", track)  # not in the export
+    # Another user's row of the same item at the same time is theirs and stays.
+    await _poll(db_engine, other_user_id, "2024-06-01 10:00:03", track)
     path = write_zip(
         tmp_path / "e.zip",
         {
@@ -263,6 +277,8 @@ async def test_export_rows_replace_polled_rows_of_the_same_play(
         (at("2024-06-01 10:04:00"), "import_zip", None),
         (at("2024-06-01 12:00:00"), "spotify_api", "spotify:playlist:abc"),
     ]
+    (theirs,) = await plays_of(db_engine, other_user_id)
+    assert (theirs.played_at, theirs.source) == (at("2024-06-01 10:00:03"), "spotify_api")
 
 
 async def test_account_data_meets_extended_history_of_the_same_plays(

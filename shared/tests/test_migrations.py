@@ -42,6 +42,12 @@ def _schema(connection: Connection) -> dict[str, Any]:
     tables = set(inspector.get_table_names())
     return {
         "tables": tables,
+        "plays_key": inspector.get_pk_constraint("plays")["constrained_columns"]
+        if "plays" in tables
+        else [],
+        "plays_columns": [c["name"] for c in inspector.get_columns("plays")]
+        if "plays" in tables
+        else [],
         "plays_unique": [u["column_names"] for u in inspector.get_unique_constraints("plays")]
         if "plays" in tables
         else [],
@@ -72,7 +78,10 @@ async def test_upgrade_downgrade_upgrade_round_trip(database_factory: DatabaseFa
             first = await connection.run_sync(_schema)
             assert await current_revision(connection) == head_revision()
         assert first["tables"] >= EXPECTED_TABLES
-        assert ["user_id", "played_at", "track_id"] in first["plays_unique"]
+        # Whose play of which item ended when: the key, with no surrogate id (0014).
+        assert first["plays_key"] == ["user_id", "played_at", "track_id"]
+        assert "id" not in first["plays_columns"]
+        assert first["plays_unique"] == []
         assert {"ck_plays_source_valid", "ck_plays_ms_played_not_negative"} <= first["plays_checks"]
         # References are checked by statement triggers (migration 0005), not foreign keys.
         assert first["plays_fks"] == set()
@@ -179,5 +188,70 @@ async def test_existing_users_get_hours_of_their_zone_and_back(
             assert [tuple(r) for r in await connection.execute(hours)] == [
                 (datetime(2026, 1, 1, 12, tzinfo=UTC), 3)
             ]
+    finally:
+        await engine.dispose()
+
+
+async def test_plays_keep_their_rows_across_the_natural_key(
+    database_factory: DatabaseFactory,
+) -> None:
+    """0014 drops the surrogate id and keys plays by (user_id, played_at, track_id),
+    keeping every row; its downgrade numbers them again and restores the unique key."""
+    engine = create_engine(await database_factory(), pool_size=1)
+    plays = text("SELECT played_at, ms_played FROM plays ORDER BY played_at")
+    insert = text(
+        "INSERT INTO plays (user_id, played_at, track_id, ms_played, source)"
+        " VALUES (:u, :at, 't', :ms, 'import_zip')"
+    )
+    times = [datetime(2026, 1, 1, 12, minute, tzinfo=UTC) for minute in (10, 40)]
+    try:
+        await upgrade(engine, "0013")
+        async with engine.begin() as connection:
+            user = (
+                await connection.execute(
+                    text("INSERT INTO users (display_name) VALUES ('old') RETURNING id")
+                )
+            ).scalar_one()
+            await connection.execute(
+                text("INSERT INTO tracks (track_id, name, source) VALUES ('t', 'T', 'import_zip')")
+            )
+            for at in times:
+                await connection.execute(insert, {"u": user, "at": at, "ms": 60_000})
+
+        await upgrade(engine, "0014")
+        async with engine.begin() as connection:
+            assert [tuple(r) for r in await connection.execute(plays)] == [
+                (at, 60_000) for at in times
+            ]
+            key = await connection.run_sync(lambda c: inspect(c).get_pk_constraint("plays"))
+            assert (key["name"], key["constrained_columns"]) == (
+                "pk_plays",
+                ["user_id", "played_at", "track_id"],
+            )
+            # The key refuses the same play twice, as the unique key did.
+            duplicate = await connection.execute(
+                text(
+                    "INSERT INTO plays (user_id, played_at, track_id, source)"
+                    " VALUES (:u, :at, 't', 'spotify_api') ON CONFLICT DO NOTHING"
+                ),
+                {"u": user, "at": times[0]},
+            )
+            assert duplicate.rowcount == 0
+
+        await downgrade(engine, "0013")
+        async with engine.connect() as connection:
+            numbered = await connection.execute(text("SELECT id, played_at FROM plays"))
+            ids = [tuple(r) for r in numbered]
+            assert sorted(at for _, at in ids) == times
+            assert len({play_id for play_id, _ in ids}) == 2
+            schema = await connection.run_sync(_schema)
+            assert schema["plays_key"] == ["id"]
+            assert schema["plays_unique"] == [["user_id", "played_at", "track_id"]]
+            # New rows are numbered after the old ones.
+            await connection.execute(
+                insert, {"u": user, "at": datetime(2026, 1, 2, tzinfo=UTC), "ms": 1}
+            )
+            newest = await connection.scalar(text("SELECT max(id) FROM plays"))
+            assert newest == max(play_id for play_id, _ in ids) + 1
     finally:
         await engine.dispose()

@@ -32,7 +32,7 @@ SOURCE = "spotify_api"
 
 _tables = Base.metadata.tables
 _plays, _tracks = _tables["plays"], _tables["tracks"]
-_INSERT_PLAYS = insert(_plays).on_conflict_do_nothing().returning(_plays.c.id)
+_INSERT_PLAYS = insert(_plays).on_conflict_do_nothing().returning(_plays.c.played_at)
 _INSERT_ARTISTS = insert(_tables["artists"]).on_conflict_do_nothing()
 _INSERT_LINKS = insert(_tables["track_artists"]).on_conflict_do_nothing()
 # An export may have stored the track first without Spotify's album id or duration: the

@@ -112,7 +112,7 @@ _INSERT_PLAYS = """
 """
 # Stored plays of other sources or formats that may record the same playbacks.
 _CANDIDATES = """
-    SELECT p.id, p.played_at, p.track_id, p.source, p.source_format, t.name,
+    SELECT p.played_at, p.track_id, p.source, p.source_format, t.name,
            coalesce(a.name, t.show_name)
     FROM plays p
     JOIN tracks t ON t.track_id = p.track_id
@@ -137,12 +137,14 @@ _SKIP = """
     FROM unnest($1::timestamptz[], $2::text[]) AS k(played_at, track_id)
     WHERE s.played_at = k.played_at AND s.track_id = k.track_id
 """
-# The poorer row goes; the richer one inherits what only the poorer knew (the context).
+# The poorer (stored) row goes; the richer (staged) one inherits what only the poorer
+# knew (the context).
 _REPLACE = """
     WITH gone AS (
         DELETE FROM plays p
-        USING unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS r(id, played_at, track_id)
-        WHERE p.id = r.id
+        USING unnest($2::timestamptz[], $3::text[], $4::timestamptz[], $5::text[])
+            AS r(stored_at, stored_track_id, played_at, track_id)
+        WHERE p.user_id = $1 AND p.played_at = r.stored_at AND p.track_id = r.stored_track_id
         RETURNING r.played_at, r.track_id, p.context_uri
     )
     UPDATE import_stage s SET context_uri = gone.context_uri
@@ -231,7 +233,7 @@ async def _apply_cross_source(
     candidates = await connection.fetch(_CANDIDATES, user_id, start, end, family)
     if not candidates:
         return
-    stored = [PlayIdentity(r[1], r[2], r[6], r[5], r[3], r[4]) for r in candidates]
+    stored = [PlayIdentity(r[0], r[1], r[5], r[4], r[2], r[3]) for r in candidates]
     staged_rows = await connection.fetch(
         _STAGED_NEAR,
         user_id,
@@ -241,12 +243,13 @@ async def _apply_cross_source(
     staged = [PlayIdentity(r[0], r[1], r[3], r[2], SOURCE, family) for r in staged_rows]
     pairs = match_one_to_one(staged, stored)
     skip: list[PlayIdentity] = []
-    replace: list[tuple[int, PlayIdentity]] = []
+    # (stored row, staged row)
+    replace: list[tuple[PlayIdentity, PlayIdentity]] = []
     for i, j in pairs:
         if _RICHNESS[(SOURCE, family)] > _RICHNESS.get(
             (stored[j].source, stored[j].source_format or ""), 1
         ):
-            replace.append((candidates[j][0], staged[i]))
+            replace.append((stored[j], staged[i]))
         else:
             skip.append(staged[i])
     if skip:
@@ -256,9 +259,11 @@ async def _apply_cross_source(
     if replace:
         await connection.execute(
             _REPLACE,
-            [play_id for play_id, _ in replace],
-            [row.played_at for _, row in replace],
-            [row.track_id for _, row in replace],
+            user_id,
+            [old.played_at for old, _ in replace],
+            [old.track_id for old, _ in replace],
+            [new.played_at for _, new in replace],
+            [new.track_id for _, new in replace],
         )
     counts.cross_source = len(pairs)
     counts.replaced = len(replace)

@@ -6,16 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    CheckConstraint,
-    DateTime,
-    Identity,
-    Integer,
-    Text,
-    UniqueConstraint,
-)
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Integer, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,21 +17,20 @@ from playlog.db.models.catalog import SOURCES
 class Play(Base):
     __tablename__ = "plays"
     __table_args__ = (
-        # Also serves "latest plays of a user" (user_id, played_at DESC) by a backward
-        # scan, so no second index on (user_id, played_at) slows down bulk imports.
-        UniqueConstraint("user_id", "played_at", "track_id"),
         one_of("source", SOURCES),
         CheckConstraint("ms_played IS NULL OR ms_played >= 0", name="ms_played_not_negative"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # The key is whose play of which item ended when (migration 0014): what every writer
+    # de-duplicates on. Its index also serves "latest plays of a user" (user_id,
+    # played_at DESC) by a backward scan, so no second index slows down bulk imports.
     # user_id and track_id reference users and tracks, checked once per statement by
     # triggers rather than by foreign keys (migration 0005): a user's deletion takes
     # their plays along, a track with plays cannot be deleted.
-    user_id: Mapped[uuid.UUID] = mapped_column()
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     # End of playback: the API's played_at and the export's ts both mean the end.
-    played_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    track_id: Mapped[str] = mapped_column(ID_TEXT)
+    played_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    track_id: Mapped[str] = mapped_column(ID_TEXT, primary_key=True)
     # Null when unknown (API plays).
     ms_played: Mapped[int | None] = mapped_column(Integer)
     # Listening time when ms_played is unknown: the track's duration, cut short when the
