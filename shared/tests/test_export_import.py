@@ -146,7 +146,7 @@ async def test_the_same_records_in_another_file_add_nothing(
 ) -> None:
     records = [track_play(f"2024-02-01T10:0{i}:00Z") for i in range(5)]
     one = write_zip(tmp_path / "one.zip", {extended_member(0): records})
-    # Same plays, split differently: no digest matches, the unique key does the work.
+    # Same plays, split differently: no digest matches, the primary key does the work.
     two = write_zip(
         tmp_path / "two.zip", {extended_member(0): records[:2], extended_member(1): records[2:]}
     )

@@ -253,5 +253,19 @@ async def test_plays_keep_their_rows_across_the_natural_key(
             )
             newest = await connection.scalar(text("SELECT max(id) FROM plays"))
             assert newest == max(play_id for play_id, _ in ids) + 1
+            await connection.commit()
+
+        # And up again, from what the downgrade left.
+        await upgrade(engine)
+        async with engine.connect() as connection:
+            assert [r.played_at for r in await connection.execute(plays)] == [
+                *times,
+                datetime(2026, 1, 2, tzinfo=UTC),
+            ]
+            schema = await connection.run_sync(_schema)
+            assert (schema["plays_key"], schema["plays_unique"]) == (
+                ["user_id", "played_at", "track_id"],
+                [],
+            )
     finally:
         await engine.dispose()

@@ -2,7 +2,7 @@
 
 Database work is proportional to the page: the catalog rows it names, and the plays of
 the same user within the page's time span (for the cross-source rule), read through the
-unique index on (user_id, played_at, track_id).
+primary key (user_id, played_at, track_id).
 """
 
 from __future__ import annotations

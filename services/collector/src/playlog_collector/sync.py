@@ -2,7 +2,7 @@
 
 Plays and the cursor that covers them are committed together, page by page, so the
 cursor never runs ahead of stored plays and a crash costs at most a re-fetch (the
-duplicates are absorbed by the unique key). The job run and the checkpoint's status are
+duplicates are absorbed by the primary key). The job run and the checkpoint's status are
 written by the caller in transactions of their own, so a failure stays visible.
 """
 

@@ -4,7 +4,7 @@ The same play can reach Playlog twice: polled from the API and again from an exp
 or from both export families. Such rows are one play when they belong to the same user,
 name the same item and end within :data:`CROSS_SOURCE_WINDOW` of each other (widened by
 the minute rounding of account-data rows). Rows of the same source and precision are
-only duplicates when they match exactly, which the unique key on plays enforces.
+only duplicates when they match exactly, which the primary key of plays enforces.
 """
 
 from __future__ import annotations
