@@ -2,11 +2,12 @@
 
 That triple was already unique and is what every writer de-duplicates on; the surrogate
 ``id`` beside it was read only by the importer, to delete a poorer row of the same play
-(which the triple names as well), and by the collector, to count the rows it inserted. Each inserted play paid for it: a sequence value, eight
-bytes of row and an entry in a second index. Replaying the same parsed export of a
-million plays into fresh databases, the database's CPU time went from a median of
-20.0 s to 17.8 s (six alternating runs each, the new layout lower in all six), and the
-table loses its id index (22 MB per million plays).
+(which the triple names as well), and by the collector, to count the rows it inserted.
+Each inserted play paid for it: a sequence value, eight bytes of row and an entry in a
+second index. Replaying the same parsed export of a million plays into fresh databases,
+the database's CPU time went from a median of 20.0 s to 17.8 s (six alternating runs
+each, the new layout lower in all six), and the table loses its id index (22 MB per
+million plays).
 
 The key's index is built beside the unique one, which then goes; dropping the column
 does not rewrite the table (stored rows keep its eight bytes until they are rewritten;
