@@ -24,7 +24,8 @@ from playlog.spotify.errors import (
 )
 from playlog.spotify.limiter import AppRateLimiter
 from playlog.spotify.models import PagedTracks, RecentlyPlayed
-from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
+from playlog.spotify.stand_in import StandInConfig
+from playlog.spotify.stand_in.app import create_stand_in_app
 from playlog.testing.spotify import REDIRECT_URI, authorization_code
 
 SECRET_TOKEN = "BQD-access-token-that-must-never-be-logged"

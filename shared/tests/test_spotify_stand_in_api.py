@@ -18,7 +18,8 @@ from playlog.spotify.models import (
     SearchResults,
     Track,
 )
-from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
+from playlog.spotify.stand_in import StandInConfig
+from playlog.spotify.stand_in.app import create_stand_in_app
 from playlog.testing.spotify import sign_in, signed_in_stand_in
 
 CONFIG = StandInConfig(enable_control=True, history_hours=24)

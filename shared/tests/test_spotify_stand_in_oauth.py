@@ -11,7 +11,8 @@ import pytest
 import pytest_asyncio
 
 from playlog.spotify.models import TokenResponse
-from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
+from playlog.spotify.stand_in import StandInConfig
+from playlog.spotify.stand_in.app import create_stand_in_app
 from playlog.testing.spotify import REDIRECT_URI, authorize, pkce_pair, sign_in
 
 CONFIG = StandInConfig(enable_control=True)

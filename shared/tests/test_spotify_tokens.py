@@ -19,7 +19,8 @@ from playlog.crypto import TokenCipher
 from playlog.db.engine import create_sessionmaker
 from playlog.db.models import SpotifyToken, SyncCheckpoint, User
 from playlog.spotify.client import SpotifyClient
-from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
+from playlog.spotify.stand_in import StandInConfig
+from playlog.spotify.stand_in.app import create_stand_in_app
 from playlog.spotify.tokens import (
     REFRESH_TOKEN_LIFETIME,
     ReauthRequired,

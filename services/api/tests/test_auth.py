@@ -18,7 +18,8 @@ from playlog.db.engine import create_sessionmaker
 from playlog.db.models import SpotifyToken, SyncCheckpoint, User
 from playlog.errors import ConfigurationError
 from playlog.settings import SpotifySettings, load_settings
-from playlog.spotify.stand_in import StandInAccount, StandInConfig, create_stand_in_app
+from playlog.spotify.stand_in import StandInAccount, StandInConfig
+from playlog.spotify.stand_in.app import create_stand_in_app
 from playlog.testing.http import asgi_client
 from playlog_api.app import create_app
 from playlog_api.settings import ApiSettings

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from playlog.crypto import TokenCipher
 from playlog.db.models import User
-from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
+from playlog.spotify.stand_in import StandInConfig
+from playlog.spotify.stand_in.app import create_stand_in_app
 from playlog.spotify.stand_in.state import StandInState
 from playlog.testing.factories import add_connected_user, add_user
 from playlog.testing.history import add_listens, add_track, token_headers

@@ -20,7 +20,8 @@ from playlog.crypto import TokenCipher
 from playlog.db.engine import create_sessionmaker
 from playlog.db.models import User
 from playlog.spotify.client import RetryPolicy, SpotifyClient
-from playlog.spotify.stand_in import StandInAccount, StandInConfig, create_stand_in_app
+from playlog.spotify.stand_in import StandInAccount, StandInConfig
+from playlog.spotify.stand_in.app import create_stand_in_app
 from playlog.spotify.stand_in.state import StandInState
 from playlog.testing.exports import delete_users_and_their_catalog
 from playlog.testing.spotify import Connect, sign_in_and_connect

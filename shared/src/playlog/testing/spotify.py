@@ -22,7 +22,8 @@ from playlog.db.models import Play
 from playlog.spotify.accounts import connect_account
 from playlog.spotify.client import RetryPolicy, SpotifyClient
 from playlog.spotify.models import CurrentUser, TokenResponse
-from playlog.spotify.stand_in import StandInConfig, create_stand_in_app
+from playlog.spotify.stand_in import StandInConfig
+from playlog.spotify.stand_in.app import create_stand_in_app
 from playlog.spotify.stand_in.state import StandInState
 from playlog.spotify.stand_in.web_api import WINDOW
 
