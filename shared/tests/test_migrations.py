@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from playlog.db.engine import create_engine
 from playlog.db.migrate import current_revision, downgrade, head_revision, upgrade
@@ -141,6 +142,19 @@ async def test_migrations_match_the_models(database_url: str) -> None:
         await engine.dispose()
 
 
+async def _user_and_track_t(connection: AsyncConnection, timezone: str) -> Any:
+    """A user in ``timezone`` and a track "t" to give them plays of, at an old revision."""
+    await connection.execute(
+        text("INSERT INTO tracks (track_id, name, source) VALUES ('t', 'T', 'import_zip')")
+    )
+    return (
+        await connection.execute(
+            text("INSERT INTO users (display_name, timezone) VALUES ('old', :tz) RETURNING id"),
+            {"tz": timezone},
+        )
+    ).scalar_one()
+
+
 async def test_existing_users_get_hours_of_their_zone_and_back(
     database_factory: DatabaseFactory,
 ) -> None:
@@ -151,17 +165,7 @@ async def test_existing_users_get_hours_of_their_zone_and_back(
     try:
         await upgrade(engine, "0005")
         async with engine.begin() as connection:
-            user = (
-                await connection.execute(
-                    text(
-                        "INSERT INTO users (display_name, timezone) VALUES ('old', 'Asia/Kolkata')"
-                        " RETURNING id"
-                    )
-                )
-            ).scalar_one()
-            await connection.execute(
-                text("INSERT INTO tracks (track_id, name, source) VALUES ('t', 'T', 'import_zip')")
-            )
+            user = await _user_and_track_t(connection, "Asia/Kolkata")
             for minute in (10, 40, 50):
                 await connection.execute(
                     text(
@@ -207,14 +211,7 @@ async def test_plays_keep_their_rows_across_the_natural_key(
     try:
         await upgrade(engine, "0013")
         async with engine.begin() as connection:
-            user = (
-                await connection.execute(
-                    text("INSERT INTO users (display_name) VALUES ('old') RETURNING id")
-                )
-            ).scalar_one()
-            await connection.execute(
-                text("INSERT INTO tracks (track_id, name, source) VALUES ('t', 'T', 'import_zip')")
-            )
+            user = await _user_and_track_t(connection, "UTC")
             for at in times:
                 await connection.execute(insert, {"u": user, "at": at, "ms": 60_000})
 
