@@ -107,6 +107,8 @@ def stage_row(
     return b"".join(
         (
             _ROW_START(10, 8, (played_at - _EPOCH) // _MICROSECOND),
+            # _text's cache looked up inline: nearly every id is cached, and the call
+            # costs about as much as the lookup.
             _texts.get(track_id) or _text(track_id),
             _NULL if ms is None else _INT4(4, ms),
             behaviour,
