@@ -278,9 +278,8 @@ def main() -> None:
 
     async def scratch() -> None:
         async with scratch_database() as database:
+            # No ANALYZE here: the import refreshes the planner's statistics itself.
             user = load(database.url, args.records, args.seed)
-            async with database.engine.begin() as connection:
-                await connection.execute(text("ANALYZE"))
             await bench(database.url, user, args.calls, only)
 
     asyncio.run(scratch())

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from playlog.db.models import Play, Track
 from playlog.errors import NotFound
-from playlog.exports import importer, jobs
+from playlog.exports import importer, jobs, loader
 from playlog.exports.importer import import_export
 from playlog.exports.report import MemberReport, Totals
 from playlog.settings import ImportSettings
@@ -154,6 +154,49 @@ async def test_the_same_records_in_another_file_add_nothing(
     again = await import_export(db_engine, user_id, two, SETTINGS)
     assert (again.plays_inserted, again.duplicates) == (0, 5)
     assert {f.status for f in again.files} == {"imported"}
+
+
+async def _planner_rows(engine: AsyncEngine) -> tuple[float, int]:
+    """What the planner believes ``plays`` holds, and what it holds."""
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text(
+                    "SELECT (SELECT reltuples FROM pg_class WHERE oid = 'plays'::regclass),"
+                    " (SELECT count(*) FROM plays)"
+                )
+            )
+        ).one()
+    return float(row[0]), int(row[1])
+
+
+async def test_an_import_that_grows_the_plays_refreshes_the_planner_statistics(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    async with db_engine.connect() as connection:
+        await connection.execute(text("ANALYZE plays"))
+    before, stored = await _planner_rows(db_engine)
+    assert before == stored
+    # More than autovacuum's rule (50 rows and a tenth of the table) would wait for.
+    many = 60 + stored // 10
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    records = [
+        track_play((start + timedelta(minutes=4 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        for i in range(many)
+    ]
+    path = write_zip(tmp_path / "many.zip", {extended_member(0): records})
+    assert (await import_export(db_engine, user_id, path, SETTINGS)).plays_inserted == many
+    assert await _planner_rows(db_engine) == (stored + many, stored + many)
+
+
+async def test_a_small_import_leaves_the_statistics_to_autovacuum(db_engine: AsyncEngine) -> None:
+    async with db_engine.connect() as wrapper:
+        await wrapper.execute(text("ANALYZE plays"))
+        raw = await wrapper.get_raw_connection()
+        connection: asyncpg.Connection = raw.driver_connection
+        known, _ = await _planner_rows(db_engine)
+        assert not await loader.refresh_statistics(connection, 50 + int(known) // 10)
+        assert await loader.refresh_statistics(connection, 51 + int(known) // 10)
 
 
 async def test_a_record_repeated_within_a_file_is_stored_once_as_first_written(

@@ -102,6 +102,7 @@ async def import_export(
                 await loader.prepare(connection)
                 run = _Run(connection, user_id, job_id, archive, hooks or _NoHooks(), files)
                 handled = await run.execute(settings, reader)
+                await loader.refresh_statistics(connection, run.totals.plays_inserted)
     finally:
         await reader.close()
     return ImportReport.build(
