@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
@@ -82,6 +82,26 @@ def _live() -> ColumnElement[bool]:
             ),
         ),
     )
+
+
+# The statements of every authenticated request, built once: building them took about as
+# long as running them (1.0-1.5 ms of a 3.4 ms check).
+_STALE = or_(
+    ApiToken.last_used_at.is_(None),
+    ApiToken.last_used_at < func.now() - LAST_USED_RESOLUTION,
+)
+_FIND_LIVE = (
+    select(ApiToken, _STALE)
+    .where(ApiToken.token_hash == bindparam("token_hash"), _live())
+    .execution_options(populate_existing=True)
+)
+_MARK_USED = (
+    update(ApiToken)
+    .where(ApiToken.id == bindparam("token_id"), _STALE)
+    .values(last_used_at=func.now())
+    .returning(ApiToken.last_used_at)
+    .execution_options(synchronize_session=False)
+)
 
 
 def validate_name(name: str) -> str:
@@ -193,29 +213,15 @@ async def authenticate_token(session: AsyncSession, presented: str) -> ApiToken 
         or not presented.isascii()
     ):
         return None
-    stale = or_(
-        ApiToken.last_used_at.is_(None),
-        ApiToken.last_used_at < func.now() - LAST_USED_RESOLUTION,
-    )
     found = (
-        await session.execute(
-            select(ApiToken, stale)
-            .where(ApiToken.token_hash == hash_token(presented), _live())
-            .execution_options(populate_existing=True)
-        )
+        await session.execute(_FIND_LIVE, {"token_hash": hash_token(presented)})
     ).one_or_none()
     if found is None:
         return None
     token, needs_write = found
     # last_used_at is written at most once a minute: most requests read only.
     if needs_write:
-        used_at = await session.scalar(
-            update(ApiToken)
-            .where(ApiToken.id == token.id, stale)
-            .values(last_used_at=func.now())
-            .returning(ApiToken.last_used_at)
-            .execution_options(synchronize_session=False)
-        )
+        used_at = await session.scalar(_MARK_USED, {"token_id": token.id})
         if used_at is not None:
             # Already written: record it on the object without marking it for another UPDATE.
             set_committed_value(token, "last_used_at", used_at)
