@@ -5,9 +5,10 @@ re-import ≥ 200,000 records/s adding nothing).
 Generates a synthetic extended export (scripts/export_generator.py, deterministic by
 seed), starts a throwaway database, and runs `playlog import FILE --user ID --json` as a
 child process three times, each measured from process start to exit (ZIP to committed
-rows) with its peak RSS: the largest sum over the command and its own children (the
-export reader process), sampled every 20 ms, and never less than what the kernel reports
-for the largest single process of them:
+rows) with its peak RSS: the sum of the peaks (VmHWM) of the command and of its own
+children (the export reader process), read every 20 ms. That sum is never below the
+peak of the sum. (The rusage of the child is no measure: its maxrss carries over the
+RSS this script had when it forked, the generator's included.)
 
 1. first import into the fresh database;
 2. an immediate re-import of the same file (members recognised by their digests);
@@ -62,11 +63,12 @@ class Run:
         return float(self.report["records_seen"]) / self.seconds
 
 
-def _rss_kb(pid: int) -> int:
+def _peak_kb(pid: int) -> int:
+    """The process's own peak RSS so far (VmHWM: a new program starts a new one)."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith("VmHWM:"):
                     return int(line.split()[1])
     except OSError:
         pass  # exited between the listing and the read
@@ -85,24 +87,24 @@ def _children(pid: int) -> list[int]:
 
 
 class TreeRss:
-    """Peak of the summed RSS of a process and its children, sampled on a thread."""
+    """The sum of the peak RSS of a process and of each of its children, read on a thread."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.peak_kb = 0
+        self.peaks_kb: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
-            total = sum(_rss_kb(pid) for pid in [self.pid, *_children(self.pid)])
-            self.peak_kb = max(self.peak_kb, total)
+            for pid in [self.pid, *_children(self.pid)]:
+                self.peaks_kb[pid] = max(self.peaks_kb.get(pid, 0), _peak_kb(pid))
 
     def stop(self) -> float:
         self._stop.set()
         self._thread.join()
-        return self.peak_kb / 1024
+        return sum(self.peaks_kb.values()) / 1024
 
 
 def import_once(database: Database, user_id: str, path: Path) -> Run:
@@ -116,12 +118,9 @@ def import_once(database: Database, user_id: str, path: Path) -> Run:
             stderr=err,
         )
         tree = TreeRss(process.pid)
-        # wait4 reports the peak RSS of the largest single process among the command and
-        # the children it waited for.
-        _, status, usage = os.wait4(process.pid, 0)
+        process.wait()
         seconds = time.perf_counter() - started
-        rss_mb = max(tree.stop(), usage.ru_maxrss / 1024)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        rss_mb = tree.stop()
         out.seek(0)
         err.seek(0)
         if process.returncode != 0:
