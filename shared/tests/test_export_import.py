@@ -199,6 +199,24 @@ async def test_a_small_import_leaves_the_statistics_to_autovacuum(db_engine: Asy
         assert await loader.refresh_statistics(connection, 51 + int(known) // 10)
 
 
+async def test_statistics_held_by_another_session_do_not_fail_the_import(
+    db_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The members are stored by then: a table a VACUUM or ANALYZE holds is left to
+    autovacuum, with a warning, after a short wait."""
+    async with db_engine.connect() as holder, db_engine.connect() as wrapper:
+        await holder.execute(text("LOCK TABLE play_hours IN SHARE UPDATE EXCLUSIVE MODE"))
+        raw = await wrapper.get_raw_connection()
+        connection: asyncpg.Connection = raw.driver_connection
+        with caplog.at_level("WARNING", logger="playlog.exports.loader"):
+            ran = await loader.refresh_statistics(connection, 10**9, lock_timeout_ms=50)
+        assert not ran
+        assert "LockNotAvailableError, SQLSTATE 55P03" in caplog.text
+        # The connection is usable afterwards (its transaction was rolled back).
+        assert await connection.fetchval("SELECT 1") == 1
+        await holder.rollback()
+
+
 async def test_a_record_repeated_within_a_file_is_stored_once_as_first_written(
     db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
 ) -> None:
