@@ -213,9 +213,7 @@ async def authenticate_token(session: AsyncSession, presented: str) -> ApiToken 
         or not presented.isascii()
     ):
         return None
-    found = (
-        await session.execute(_FIND_LIVE, {"token_hash": hash_token(presented)})
-    ).one_or_none()
+    found = (await session.execute(_FIND_LIVE, {"token_hash": hash_token(presented)})).one_or_none()
     if found is None:
         return None
     token, needs_write = found
