@@ -145,6 +145,11 @@ async def test_running_totals_answer_exactly_like_raw_plays(
             ms = rng.choice([None, 5_000, 29_999, 30_000, 200_000])
             await add_listens(db_session, listener.id, track, at, ms_played=ms)
             stored.append(ms)
+    # A day with skips alone: it has rows, but it is no active day.
+    await add_listens(
+        db_session, listener.id, tracks[0], start - timedelta(days=2), ms_played=5_000
+    )
+    stored.append(5_000)
     # Moving the user rebuilds their hour totals in the new zone's buckets.
     set_timezone(listener, zone)
     await db_session.flush()
@@ -190,6 +195,13 @@ async def test_running_totals_answer_exactly_like_raw_plays(
     assert (other.hours != raw.hours) is same_minute
     if same_minute:  # otherwise both ran the same statement over the raw plays
         assert await queries.hourly(db_session, other) == await queries.hourly(db_session, raw)
+
+    # The totals' own statement agrees with the combined one, on totals and raw plays.
+    for scope in (whole, part, other, raw):
+        for form in (scope, dataclasses.replace(scope, use_totals=False)):
+            alone = await queries.totals(db_session, form)
+            assert alone == (await queries.hourly(db_session, form)).totals
+            assert alone.active_days > 0
 
     totals = (await queries.hourly(db_session, whole)).totals
     assert totals.plays == sum(1 for ms in stored if ms is None or ms >= 30_000)

