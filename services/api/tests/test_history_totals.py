@@ -197,7 +197,7 @@ async def test_running_totals_answer_exactly_like_raw_plays(
         assert await queries.hourly(db_session, other) == await queries.hourly(db_session, raw)
 
     # The totals' own statement agrees with the combined one, on totals and raw plays.
-    for scope in (whole, part, other, raw):
+    for scope in (whole, part, other):
         for form in (scope, dataclasses.replace(scope, use_totals=False)):
             alone = await queries.totals(db_session, form)
             assert alone == (await queries.hourly(db_session, form)).totals

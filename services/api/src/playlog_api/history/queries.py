@@ -157,14 +157,29 @@ async def music(session: AsyncSession, scope: Scope, limit: int) -> Music:
     )
 
 
+# Over the per-hour rows "h": plays, skips, listening and estimated ms (see _totals).
+_SUMS = """coalesce(sum(plays), 0), coalesce(sum(rows - plays), 0),
+    coalesce(sum(listening_ms), 0), coalesce(sum(estimated_ms), 0)"""
+
+
+def _totals(sums: list[int], active_days: int) -> Totals:
+    plays, skips, listening_ms, estimated_ms = sums
+    return Totals(
+        plays=plays,
+        skips=skips,
+        listening_hours=hours(listening_ms),
+        estimated_hours=hours(estimated_ms),
+        active_days=active_days,
+    )
+
+
 async def hourly(session: AsyncSession, scope: Scope) -> Hourly:
     """Totals, the weekday x hour heatmap and the list of active days, in one statement
     over the per-hour totals."""
     sql = f"""
         WITH h AS MATERIALIZED ({scope.hours})
         SELECT
-            (SELECT json_build_array(coalesce(sum(plays), 0), coalesce(sum(rows - plays), 0),
-                coalesce(sum(listening_ms), 0), coalesce(sum(estimated_ms), 0)) FROM h),
+            (SELECT json_build_array({_SUMS}) FROM h),
             (SELECT coalesce(json_agg(json_build_array(weekday, hour, plays)), '[]')
              FROM (SELECT extract(isodow FROM local_hour)::int AS weekday,
                      extract(hour FROM local_hour)::int AS hour, sum(plays) AS plays
@@ -175,18 +190,11 @@ async def hourly(session: AsyncSession, scope: Scope) -> Hourly:
                      sum(api_rows) AS api_rows, sum(listening_ms) AS listening_ms
                    FROM h GROUP BY 1) days)"""
     sums, cells, day_rows = (await _rows(session, sql, scope.params))[0]
-    plays, skips, listening_ms, estimated_ms = sums
     days = [
         Day(date.fromisoformat(day), int(rows), int(n), int(api), int(ms))
         for day, rows, n, api, ms in day_rows
     ]
-    totals = Totals(
-        plays=plays,
-        skips=skips,
-        listening_hours=hours(listening_ms),
-        estimated_hours=hours(estimated_ms),
-        active_days=sum(1 for day in days if day.plays > 0),
-    )
+    totals = _totals(sums, sum(1 for day in days if day.plays > 0))
     return Hourly(totals=totals, heatmap=_heatmap(scope, cells), days=days)
 
 
@@ -215,25 +223,14 @@ async def totals(session: AsyncSession, scope: Scope) -> Totals:
     """The totals of :func:`hourly` alone, without its heatmap and days (a period of
     compare periods, 90 days of a million plays: 4.4 instead of 6.6 ms, medians of 40)."""
     sql = f"""
-        SELECT coalesce(sum(plays), 0), coalesce(sum(rows - plays), 0),
-            coalesce(sum(listening_ms), 0), coalesce(sum(estimated_ms), 0),
+        SELECT json_build_array({_SUMS}),
             count(DISTINCT local_hour::date) FILTER (WHERE plays > 0)
         FROM ({scope.hours}) h"""
-    plays, skips, listening_ms, estimated_ms, active_days = (
-        await _rows(session, sql, scope.params)
-    )[0]
-    return Totals(
-        plays=plays,
-        skips=skips,
-        listening_hours=hours(listening_ms),
-        estimated_hours=hours(estimated_ms),
-        active_days=active_days,
-    )
+    sums, active_days = (await _rows(session, sql, scope.params))[0]
+    return _totals(sums, active_days)
 
 
-# A single view of the combined statement, for tools that need one part.
-
-
+# The heatmap alone: a view of the combined statement.
 async def heatmap(session: AsyncSession, scope: Scope) -> Heatmap:
     return (await hourly(session, scope)).heatmap
 
