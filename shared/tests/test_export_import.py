@@ -170,11 +170,15 @@ async def _planner_rows(engine: AsyncEngine) -> tuple[float, int]:
     return float(row[0]), int(row[1])
 
 
+async def _analyze_plays(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(text("ANALYZE plays"))
+
+
 async def test_an_import_that_grows_the_plays_refreshes_the_planner_statistics(
     db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
 ) -> None:
-    async with db_engine.connect() as connection:
-        await connection.execute(text("ANALYZE plays"))
+    await _analyze_plays(db_engine)
     before, stored = await _planner_rows(db_engine)
     assert before == stored
     # More than autovacuum's rule (50 rows and a tenth of the table) would wait for.
@@ -190,11 +194,11 @@ async def test_an_import_that_grows_the_plays_refreshes_the_planner_statistics(
 
 
 async def test_a_small_import_leaves_the_statistics_to_autovacuum(db_engine: AsyncEngine) -> None:
+    await _analyze_plays(db_engine)
+    known, _ = await _planner_rows(db_engine)
     async with db_engine.connect() as wrapper:
-        await wrapper.execute(text("ANALYZE plays"))
         raw = await wrapper.get_raw_connection()
         connection: asyncpg.Connection = raw.driver_connection
-        known, _ = await _planner_rows(db_engine)
         assert not await loader.refresh_statistics(connection, 50 + int(known) // 10)
         assert await loader.refresh_statistics(connection, 51 + int(known) // 10)
 
