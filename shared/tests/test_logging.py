@@ -36,6 +36,22 @@ def test_oauth_query_values_are_redacted() -> None:
     )
 
 
+def test_tokens_in_json_headers_and_personal_tokens_are_redacted() -> None:
+    answer = '{"access_token": "BQD\\"x", "token_type": "Bearer", "refresh_token":"AQ-1"}'
+    assert redact(answer) == (
+        '{"access_token": "[redacted]", "token_type": "Bearer", "refresh_token":"[redacted]"}'
+    )
+    assert redact("Authorization: Bearer BQDk.3-x_y/z+= sent") == (
+        "Authorization: Bearer [redacted] sent"
+    )
+    assert redact("authorization: basic Y2xpZW50OnNlY3JldA==") == "authorization: basic [redacted]"
+    assert redact("rejected plg_Abc-12_xyz.") == "rejected [redacted]."
+    # Words that only look alike stay.
+    assert redact('{"token_type": "Bearer"} a plg-file, Bearer.') == (
+        '{"token_type": "Bearer"} a plg-file, Bearer.'
+    )
+
+
 def test_records_are_json_with_context_and_redacted(caplog: pytest.LogCaptureFixture) -> None:
     record = logging.makeLogRecord(
         {

@@ -21,7 +21,8 @@ UPLOADS = "/srv/playlog/uploads"
 SECRET = "s3cr3t-value-9f8e"
 LONG_ERROR = (
     f"the upload cannot be read ([Errno 2] No such file or directory: '{UPLOADS}/a/b.zip') "
-    f"while refreshing with refresh_token={SECRET} " + "x" * 400
+    f"while refreshing with refresh_token={SECRET} for ada@example.com "
+    f"(Authorization: Bearer {SECRET}) " + "x" * 400
 )
 LEAKS = (UPLOADS, SECRET, "lease-host-7", "ada@example.com")
 
@@ -113,6 +114,7 @@ async def test_job_runs_are_the_users_own_newest_first_with_filters(
             assert item["error"].startswith("the upload cannot be read ([Errno 2]")
             assert "[path]" in item["error"]
             assert "refresh_token=[redacted]" in item["error"]
+            assert "for [email] (Authorization: Bearer [redacted])" in item["error"]
     assert_no_leaks(response)
 
     job_filters: list[dict[str, str | int]] = [

@@ -611,6 +611,18 @@ async def test_bad_arguments_get_a_clear_422(
         ("history_recent_plays", {"limit": 0}, "limit"),
         ("history_recent_plays", {"before": "2026-03-01T12:00:00"}, "timezone"),
         ("history_recent_plays", {"before": "yesterday"}, "before"),
+        # Outside what PostgreSQL stores once in UTC, and outside any window's days.
+        (
+            "history_recent_plays",
+            {"before": "0001-01-01T00:00:00+14:00"},
+            "before must be between 2000-01-01 and 2100-12-31",
+        ),
+        (
+            "history_recent_plays",
+            {"before": "9999-12-31T23:59:59-14:00"},
+            "before must be between 2000-01-01 and 2100-12-31",
+        ),
+        ("history_recent_plays", {"before": "1999-12-31T23:59:59Z"}, "before must be between"),
         ("history_recent_plays", {"days": 7}, "unknown argument days"),
         ("history_search", {}, "query"),
         ("history_search", {"query": "   "}, "query"),
@@ -619,6 +631,12 @@ async def test_bad_arguments_get_a_clear_422(
         ("history_search", {"query": "a\tb"}, "must not contain control characters"),
         ("history_search", {"query": "a\u001fb"}, "must not contain control characters"),
         ("history_search", {"query": "x", "tz": "Mars/Base"}, "unknown time zone"),
+        # Names Python can open that are no place, or whose clock PostgreSQL reads
+        # differently (leap seconds): their buckets would disagree.
+        ("history_search", {"query": "x", "tz": "right/Europe/Berlin"}, "unknown time zone"),
+        ("history_search", {"query": "x", "tz": "posix/Europe/Berlin"}, "unknown time zone"),
+        ("history_search", {"query": "x", "tz": "localtime"}, "unknown time zone"),
+        ("history_search", {"query": "x", "tz": "Factory"}, "unknown time zone"),
         ("history_compare_periods", {}, "give days, or all of a_start"),
         ("history_compare_periods", {"days": 7, "a_start": "2026-01-01"}, "not both"),
         (

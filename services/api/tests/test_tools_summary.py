@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -43,6 +44,7 @@ async def _history(
         ("Teardrop", 24 * 60, 29_999, "import_zip"),  # a skip, by one millisecond
         ("Angel", 25 * 60, 30_000, "import_zip"),
         ("Windowlicker", 26 * 60, None, "spotify_api"),
+        ("Angel", 3 * 24 * 60, 5_000, "import_zip"),  # 1 April: a day of one skip alone
     ]
     for name, minutes, ms, source in plan:
         at = base + timedelta(minutes=minutes)
@@ -95,9 +97,14 @@ async def test_taste_summary_matches_the_rows(
     assert grid[6][2] == 0  # 02:00-03:00 on 29 March never happened in Berlin
     assert grid[6][4] == 1  # the play ending 02:30 UTC ended at 04:30 CEST
     coverage = body["coverage"]
-    assert coverage["rows_by_source"] == {"spotify_api": 2, "import_zip": 6}
+    assert coverage["rows_by_source"] == {"spotify_api": 2, "import_zip": 7}
     assert coverage["recorded_gaps"] == 1
-    assert coverage["active_days"] == len({row[2].astimezone(BERLIN).date() for row in rows})
+    # A day with a skip alone has a row but no play, like the totals' active days.
+    play_days = {row[2].astimezone(BERLIN).date() for row in plays}
+    assert coverage["active_days"] == body["totals"]["active_days"] == len(play_days) == 2
+    assert coverage["days_with_rows"] == len({row[2].astimezone(BERLIN).date() for row in rows})
+    assert coverage["days_with_rows"] == 3
+    assert coverage["longest_silence_days"] == 1
     assert body["audio_profile"] is None
     assert body["clusters"] is None
     # Each API play is estimated as min(duration 200 s, time since the previous play ended):
@@ -159,3 +166,39 @@ async def test_coverage_counts_every_gap_but_lists_the_newest_twenty(
     assert listed == sorted(listed, reverse=True)
     assert listed[0].startswith("2026-03-25")
     assert body["gaps"][0]["hours"] == 2.0
+
+
+async def test_an_artist_s_hours_count_the_tracks_it_was_only_skipped_on(
+    client: httpx.AsyncClient, db_session: AsyncSession, listener: User, personal: dict[str, str]
+) -> None:
+    played = await add_track(db_session, "Played", "Solo", album="Solo LP")
+    skipped = await add_track(db_session, "Skipped", "Solo", album="Solo LP")
+    never = await add_track(db_session, "Never", "Skipper", album="Skipper LP")
+    at = datetime(2026, 3, 30, 12, tzinfo=UTC)
+    await add_listens(db_session, listener.id, played, at, ms_played=180_000)
+    minutes = (at + timedelta(minutes=m) for m in range(1, 61))
+    await add_listens(db_session, listener.id, skipped, *minutes, ms_played=29_000)
+    await add_listens(db_session, listener.id, never, at + timedelta(hours=2), ms_played=10_000)
+    solo_hours = round((180_000 + 60 * 29_000) / 3_600_000, 2)
+
+    def get(path: str) -> Any:
+        return client.get(path, headers=personal, params=WINDOW)
+
+    summary = (await get("/me/taste-summary")).json()
+    assert summary["totals"]["listening_hours"] == round(
+        (180_000 + 60 * 29_000 + 10_000) / 3_600_000, 2
+    )
+    # Listed and counted only with a play; timed with every row, like albums and totals.
+    assert (summary["plays"], summary["unique_tracks"], summary["unique_artists"]) == (1, 1, 1)
+    assert [t["name"] for t in summary["top_tracks"]] == ["Played"]
+    artists = (await get("/me/top-artists")).json()["artists"]
+    assert [(a["name"], a["plays"], a["hours"], a["tracks"]) for a in artists] == [
+        ("Solo", 1, solo_hours, 1)
+    ]
+    assert summary["top_artists"] == artists
+    albums = (await get("/me/top-albums")).json()["albums"]
+    assert [(a["album"], a["hours"], a["tracks"]) for a in albums] == [("Solo LP", solo_hours, 1)]
+    tracks = (await get("/me/top-tracks")).json()["tracks"]
+    assert [(t["name"], t["hours"]) for t in tracks] == [("Played", 0.05)]
+    repeat = (await get("/me/repeat-rate")).json()
+    assert (repeat["unique_tracks"], repeat["tracks_played_once"]) == (1, 1)

@@ -16,14 +16,14 @@ END = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 TRACK_ID = "4uLU6hMCjMI75M1A2tKUQC"
 
 
-def listed(moment: datetime) -> PlayHistory:
+def listed(moment: datetime, duration_ms: int = 60_000) -> PlayHistory:
     return PlayHistory.model_validate(
         {
             "track": {
                 "id": TRACK_ID,
                 "name": "Short Song",
                 "uri": f"spotify:track:{TRACK_ID}",
-                "duration_ms": 60_000,
+                "duration_ms": duration_ms,
                 "artists": [{"id": "0OdUWJ0sBjDrqHygGUXeCF", "name": "Band"}],
             },
             "played_at": moment,
@@ -87,3 +87,21 @@ async def test_the_same_page_twice_counts_duplicates_and_stores_once(
     second = await store_page(db_session, user.id, page)
     assert (first.inserted, first.duplicates) == (2, 1)
     assert (second.inserted, second.duplicates) == (0, 3)
+
+
+async def test_a_page_listed_newest_first_estimates_each_play_from_the_one_before(
+    db_session: AsyncSession,
+) -> None:
+    user = await add_user(db_session)
+    await store_page(db_session, user.id, [listed(END, duration_ms=200_000)])
+    # Three plays ended 60 s apart after it, listed as Spotify lists them: newest first.
+    page = [listed(END + timedelta(seconds=s), duration_ms=200_000) for s in (180, 120, 60)]
+    result = await store_page(db_session, user.id, page)
+    assert result.inserted == 3
+    estimates = await db_session.execute(
+        select(Play.played_at, Play.ms_estimated)
+        .where(Play.user_id == user.id)
+        .order_by(Play.played_at)
+    )
+    # The first play has no previous one: its track's duration.
+    assert [ms for _, ms in estimates.all()] == [200_000, 60_000, 60_000, 60_000]

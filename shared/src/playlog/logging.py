@@ -27,10 +27,21 @@ _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asct
 _CREDENTIALS = re.compile(
     r"\b(code|state|code_verifier|access_token|refresh_token|client_secret|token)=([^&\s\"']+)"
 )
+# The same as JSON members (a token endpoint's answer quoted in an error), header values
+# (Authorization: Bearer …) and personal access tokens wherever they appear.
+_JSON_CREDENTIALS = re.compile(
+    r'("(?:access_token|refresh_token|client_secret|id_token|token)"\s*:\s*")'
+    r'(?:[^"\\]|\\.)*"'
+)
+_SCHEMES = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+_PERSONAL_TOKENS = re.compile(r"\bplg_[A-Za-z0-9_-]+")
 
 
 def redact(text: str) -> str:
-    return _CREDENTIALS.sub(r"\1=[redacted]", text)
+    text = _CREDENTIALS.sub(r"\1=[redacted]", text)
+    text = _JSON_CREDENTIALS.sub(r'\1[redacted]"', text)
+    text = _SCHEMES.sub(r"\1 [redacted]", text)
+    return _PERSONAL_TOKENS.sub("[redacted]", text)
 
 
 _TRACEBACKS = logging.Formatter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 import zoneinfo
+from functools import lru_cache
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,13 +16,20 @@ from playlog.history.hours import zone_hour_start
 MAX_NAME_LENGTH = 200
 
 
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    # The zones of the IANA database, without the "right/" and "posix/" copies (the
+    # former count leap seconds, which PostgreSQL honours and Python does not, so their
+    # hours would disagree), the host's own "localtime" (which may differ between the
+    # api's and the database's machines) and "Factory" (no place).
+    return frozenset(zoneinfo.available_timezones() - {"localtime", "Factory"})
+
+
 def validate_timezone(name: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    if name not in _zone_names():
         raise ValidationFailed(
             f"unknown time zone '{name}': use an IANA name such as Europe/Berlin"
-        ) from None
+        )
     return name
 
 

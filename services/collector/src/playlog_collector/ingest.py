@@ -99,7 +99,10 @@ async def store_page(
                 "context_uri": item.context.uri if item.context else None,
                 "source": SOURCE,
             }
-            for item in fresh
+            # Oldest first: a play's estimated length is the time since the user's previous
+            # play ended (playlog_estimate_ms), which must be stored by then; Spotify lists
+            # the newest first.
+            for item in sorted(fresh, key=lambda item: item.played_at)
         ]
         # A concurrent writer (an import of the same period) may have won the race.
         inserted = await session.execute(_INSERT_PLAYS, rows)

@@ -27,7 +27,10 @@ class Coverage(BaseModel):
     first_played_at: datetime | None = Field(description="First stored row in the window.")
     last_played_at: datetime | None
     days: int = Field(description="Local days in the window.")
-    active_days: int = Field(description="Local days with at least one stored row.")
+    active_days: int = Field(description="Local days with at least one play (30-second rule).")
+    days_with_rows: int = Field(
+        description="Local days with at least one stored row, plays or skips."
+    )
     longest_silence_days: int = Field(
         description="Longest run of days without any row between the first and last one."
     )
@@ -77,7 +80,8 @@ async def coverage(context: ToolContext, scope: Scope, days: list[Day] | None = 
         first_played_at=bounds[0],
         last_played_at=bounds[1],
         days=scope.window.view.days,
-        active_days=len(days),
+        active_days=sum(1 for day in days if day.plays > 0),
+        days_with_rows=len(days),
         longest_silence_days=_longest_silence([day.day for day in days]),
         rows_by_source={"spotify_api": api, "import_zip": total - api},
         recorded_gaps=gap_rows[0][2] if gap_rows else 0,
@@ -97,10 +101,10 @@ def _longest_silence(active: list[date]) -> int:
 
 @tool("history_coverage", path="coverage")
 async def history_coverage(context: ToolContext, args: WindowArgs) -> CoverageResult:
-    """How complete the stored history is over a window: first and last stored play, how
-    many local days had any listening, the longest silent stretch, how many rows came from
-    Spotify's API versus imported exports, and the periods the collector recorded as
-    unreachable (gaps an export import would fill). Use it before trusting totals of a
-    period, or to tell the user to import their Spotify data export."""
+    """How complete the stored history is over a window: first and last stored play, local
+    days with a play and with any row, the longest stretch without a row, rows from
+    Spotify's API versus exports, and the gaps the collector recorded (an export import
+    fills them). Use it before trusting totals of a period, or to tell the user to import
+    their Spotify data export."""
     scope = await open_scope(context, args)
     return CoverageResult(window=scope.window.view, coverage=await coverage(context, scope))

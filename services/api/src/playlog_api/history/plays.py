@@ -17,7 +17,13 @@ from sqlalchemy import text
 
 from playlog_api.history.schemas import Limit, hours
 from playlog_api.history.totals import COUNTED, IN_WINDOW, LISTENING_MS, open_scope
-from playlog_api.history.window import MAX_DAYS, AllTimeDays, WindowArgs, WindowView
+from playlog_api.history.window import (
+    MAX_DAYS,
+    AllTimeDays,
+    WindowArgs,
+    WindowView,
+    check_days,
+)
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
 
 # Stands in for "no upper bound" so the index condition is a plain range in both cases.
@@ -97,9 +103,21 @@ _SEARCHES = {
 }
 
 
+def _within_windows(before: datetime | None) -> datetime | None:
+    """A ``before`` on a day no window may reach is refused (422) like such a window; at
+    the far ends of the calendar it would not even be a timestamp PostgreSQL stores."""
+    if before is not None:
+        try:
+            day = before.astimezone(UTC).date()
+        except OverflowError:  # the calendar's first or last day, with an offset
+            day = before.date()
+        check_days({"before": day})
+    return before
+
+
 class RecentPlaysArgs(ToolArgs):
     limit: Limit = 20
-    before: AwareDatetime | None = Field(
+    before: Annotated[AwareDatetime | None, AfterValidator(_within_windows)] = Field(
         default=None,
         description="Only plays strictly before this instant (with offset); "
         "pass next_before to get the next page.",

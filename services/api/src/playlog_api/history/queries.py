@@ -96,32 +96,34 @@ class Hourly:
     days: list[Day]
 
 
-# A window's music: per-track totals with the track's names and primary artist.
+# A window's music: per-track totals with the track's names and primary artist. Tracks
+# with skips alone stay in: their time counts towards their artist's hours, as it does
+# towards an album's, a show's and the totals; every list and count below takes only
+# tracks with a play.
 _MUSIC = """
     SELECT t.track_id, t.plays, t.listening_ms, l.name, l.album_name,
         l.artist_name AS artist, l.artist_id
     FROM ({track_plays}) t
-    JOIN track_lookup l ON l.track_id = t.track_id AND l.kind = 'track'
-    WHERE t.plays > 0"""
+    JOIN track_lookup l ON l.track_id = t.track_id AND l.kind = 'track'"""
 # The order of every top-tracks list, over rows with plays, listening_ms, name, track_id.
 TRACK_ORDER = "plays DESC, listening_ms DESC, name, track_id"
 # Over the music rows "m", as a json array: distinct tracks, plays, tracks played once and
 # 10+ times, the most plays of one track (the arguments of _repeat).
 _REPEAT_COUNTS = """
-    (SELECT json_build_array(count(*), coalesce(sum(plays), 0),
+    (SELECT json_build_array(count(*) FILTER (WHERE plays > 0), coalesce(sum(plays), 0),
         count(*) FILTER (WHERE plays = 1), count(*) FILTER (WHERE plays >= 10),
         coalesce(max(plays), 0)) FROM m)"""
 # The ``limit`` most played of the music rows "m", as a json list.
 _TOP_TRACKS = f"""
     (SELECT coalesce(json_agg(json_build_array(track_id, name, artist, album_name, plays,
         listening_ms) ORDER BY {TRACK_ORDER}), '[]')
-     FROM (SELECT * FROM m ORDER BY {TRACK_ORDER} LIMIT :limit) top)"""
+     FROM (SELECT * FROM m WHERE plays > 0 ORDER BY {TRACK_ORDER} LIMIT :limit) top)"""
 # The artists of the music rows "m", and the top ones (one rule for the summary and the
 # artists tool).
 _ARTISTS = f"""
     SELECT artist, {ARTIST_ID} AS artist_id, sum(plays) AS plays,
-        sum(listening_ms) AS listening_ms, count(*) AS tracks
-    FROM m a WHERE artist IS NOT NULL GROUP BY artist"""
+        sum(listening_ms) AS listening_ms, count(*) FILTER (WHERE plays > 0) AS tracks
+    FROM m a WHERE artist IS NOT NULL GROUP BY artist HAVING sum(plays) > 0"""
 ARTIST_ORDER = "plays DESC, listening_ms DESC, artist"
 _TOP_ARTISTS = f"SELECT * FROM ({_ARTISTS}) a ORDER BY {ARTIST_ORDER} LIMIT :limit"
 

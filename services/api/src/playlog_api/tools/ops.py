@@ -32,6 +32,7 @@ STATS_TEXT_LIMIT = 100
 # Absolute file paths (POSIX with at least two parts, or Windows): an OSError's message
 # names the upload's place on the server. URLs do not match: their slashes follow a
 # letter, a colon or another slash.
+_EMAILS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PATHS = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"/]+/)+[^\s'\",;)]*|\b[A-Za-z]:\\[^\s'\",;)]+")
 
 # Two probes of the (user_id, played_at, …) index and sums over the per-track running
@@ -48,11 +49,11 @@ _STORED = text(
 
 
 def clean_error(message: str | None) -> str | None:
-    """A stored error as a user may see it: credentials and file paths replaced, at most
-    ``ERROR_LIMIT`` characters."""
+    """A stored error as a user may see it: credentials, e-mail addresses and file paths
+    replaced, at most ``ERROR_LIMIT`` characters."""
     if message is None:
         return None
-    cleaned = _PATHS.sub("[path]", redact(message))
+    cleaned = _PATHS.sub("[path]", _EMAILS.sub("[email]", redact(message)))
     if len(cleaned) > ERROR_LIMIT:
         cleaned = cleaned[: ERROR_LIMIT - 1] + "…"
     return cleaned
