@@ -266,3 +266,56 @@ async def test_plays_keep_their_rows_across_the_natural_key(
             )
     finally:
         await engine.dispose()
+
+
+async def test_users_in_zones_no_longer_accepted_get_the_zone_they_stand_for(
+    database_factory: DatabaseFactory,
+) -> None:
+    """0015: posix/ and right/ copies become the zone they copy; localtime and Factory
+    become UTC, and a user whose hours started elsewhere gets UTC hours rebuilt."""
+    engine = create_engine(await database_factory(), pool_size=1)
+    zones = {
+        "posix/Asia/Kolkata": ("Asia/Kolkata", 30),
+        "right/Europe/Berlin": ("Europe/Berlin", 0),
+        "localtime": ("UTC", 0),
+        "Factory": ("UTC", 0),
+        "Asia/Kathmandu": ("Asia/Kathmandu", 15),
+    }
+    try:
+        await upgrade(engine, "0014")
+        async with engine.begin() as connection:
+            users = {}
+            for name, (_, minute) in zones.items():
+                users[name] = (
+                    await connection.execute(
+                        text(
+                            "INSERT INTO users (display_name, timezone, hour_start_minute)"
+                            " VALUES ('old', :tz, :minute) RETURNING id"
+                        ),
+                        {"tz": name, "minute": 30 if name == "localtime" else minute},
+                    )
+                ).scalar_one()
+            await connection.execute(
+                text("INSERT INTO tracks (track_id, name, source) VALUES ('t', 'T', 'import_zip')")
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO plays (user_id, played_at, track_id, source)"
+                    " VALUES (:u, '2026-01-01 12:10+00', 't', 'import_zip')"
+                ),
+                {"u": users["localtime"]},
+            )
+        await upgrade(engine, "0015")
+        async with engine.connect() as connection:
+            for name, expected in zones.items():
+                stored = (
+                    await connection.execute(
+                        text("SELECT timezone, hour_start_minute FROM users WHERE id = :u"),
+                        {"u": users[name]},
+                    )
+                ).one()
+                assert tuple(stored) == expected, name
+            hours = await connection.execute(text("SELECT hour, rows FROM play_hours"))
+            assert [tuple(r) for r in hours] == [(datetime(2026, 1, 1, 12, tzinfo=UTC), 1)]
+    finally:
+        await engine.dispose()
