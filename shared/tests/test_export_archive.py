@@ -27,6 +27,7 @@ from playlog.testing.exports import (
     ACCOUNT_DIR,
     account_play,
     decode_stage_row,
+    episode_play,
     extended_member,
     track_play,
     write_zip,
@@ -61,6 +62,10 @@ def read_all(path: Path, limits: ImportSettings = LIMITS) -> dict[str, Any]:
         ("Spotify Account Data/Userdata.json", None),
         ("Spotify Account Data/Playlist1.json", None),
         ("Spotify Extended Streaming History/ReadMeFirst_ExtendedStreamingHistory.pdf", None),
+        # Folders written with backslashes (some Windows tools do).
+        ("Spotify Extended Streaming History\\Streaming_History_Audio_2020_0.json", "extended"),
+        ("my_spotify_data\\Spotify Account Data\\StreamingHistory0.json", "account_data"),
+        ("__MACOSX\\x\\._Streaming_History_Audio_2020_0.json", None),
     ],
 )
 def test_history_members_are_found_by_name_at_any_depth(name: str, family: str | None) -> None:
@@ -220,7 +225,14 @@ def _tricky_records(count: int) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(
     "layout",
-    ["indented", "compact", "one huge string", "bom and blanks", "empty array"],
+    [
+        "indented",
+        "compact",
+        "one huge string",
+        "bom and blanks",
+        "empty array",
+        "blank runs between records",
+    ],
 )
 def test_records_are_read_exactly_whatever_their_layout(tmp_path: Path, layout: str) -> None:
     """Records are parsed in bulk a chunk at a time, falling back to the streaming
@@ -234,6 +246,13 @@ def test_records_are_read_exactly_whatever_their_layout(tmp_path: Path, layout: 
     content = json.dumps(records, ensure_ascii=False, indent=indent).encode()
     if layout == "bom and blanks":
         content = b"\xef\xbb\xbf \n\t" + content + b" \n" * 300_000
+    if layout == "blank runs between records":
+        # Megabytes of blanks before the array, before a separator and after one.
+        blanks = b" " * 1_000_000
+        encoded = [json.dumps(record, ensure_ascii=False).encode() for record in records]
+        content = (
+            blanks + b"[" + encoded[0] + blanks + b"," + blanks + b",".join(encoded[1:]) + b"]"
+        )
     assert len(content) > 600_000 or not records
     path = write_zip(tmp_path / "e.zip", {extended_member(): content})
     assert read_all(path)[extended_member()] == records
@@ -414,3 +433,64 @@ def test_account_data_rows_use_names_and_minutes() -> None:
     assert music[3:] == (None,) * 7  # no reasons, flags or sensitive fields
     kinds = {item[1] for item in rows.items.values()}
     assert kinds == {"track", "episode"}
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "9999-12-31T23:59:00Z",
+        "9999-12-31T20:00:00-05:00",
+        "0001-01-01T00:01:00Z",
+        "1999-12-31T23:59:59Z",
+        "2101-01-01T00:00:00Z",
+        "2024-01-15",
+    ],
+)
+def test_times_outside_any_window_or_without_a_time_are_bad_timestamps(ts: str) -> None:
+    extended = MemberRows("extended", set(), keep_sensitive=False)
+    extended.add(track_play(ts))
+    account = MemberRows("account_data", set(), keep_sensitive=False)
+    account.add(account_play(ts.replace("T", " ")[:16], "Artist", "Track", 60_000))
+    for rows in (extended, account):
+        assert rows.rows == []
+        assert dict(rows.skipped) == {"bad_timestamp": 1}
+
+
+def test_the_first_and_last_storable_moments_are_plays() -> None:
+    rows = MemberRows("extended", set(), keep_sensitive=False)
+    rows.add(track_play("2000-01-01T00:00:00Z"))
+    rows.add(track_play("2100-12-31T23:59:59Z"))
+    assert len(rows.rows) == 2
+
+
+def test_an_overlong_spotify_id_is_identified_by_the_names() -> None:
+    rows = MemberRows("extended", set(), keep_sensitive=False)
+    rows.add(track_play("2024-01-01T10:00:00Z", "x" * 4000))
+    rows.add(track_play("2024-01-01T10:01:00Z", "y" * 64))
+    rows.add(episode_play("2024-01-01T11:00:00Z", "e" * 4000, "Episode", "Show", 60_000))
+    ids = [decode_stage_row(row)[1] for row in rows.rows]
+    assert ids[0] == local_track_id(
+        "Rick Astley", "Never Gonna Give You Up", "Whenever You Need Somebody"
+    )
+    assert ids[1] == "y" * 64
+    assert ids[2] == local_track_id("Show", "Episode", None)
+
+
+def test_nul_characters_and_lone_surrogates_are_made_storable() -> None:
+    rows = MemberRows("extended", set(), keep_sensitive=True)
+    rows.add(
+        track_play(
+            "2024-01-01T10:00:00Z",
+            "a\x00b",
+            name="Bad\x00Name \ud800",
+            ip_addr="192.0.2.\x001",
+            platform="\udfff",
+        )
+    )
+    (row,) = [decode_stage_row(row) for row in rows.rows]
+    assert row[1] == "a\ufffdb"
+    assert json.loads(row[-1])["ip_addr"] == "192.0.2.\ufffd1"
+    assert json.loads(row[-1])["platform"] == "?"
+    item = copydata.items(rows.items.values())
+    assert b"Bad\xef\xbf\xbdName ?" in item
+    assert b"\x00b" not in item

@@ -3,6 +3,7 @@ cross-source rule against polled plays and the other export family."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from playlog.db.models import Play, Track
 from playlog.errors import NotFound
-from playlog.exports import importer, jobs, loader
+from playlog.exports import copydata, importer, jobs, loader, reader
+from playlog.exports.archive import ExportArchive, ExportRejected
 from playlog.exports.importer import import_export
 from playlog.exports.report import MemberReport, Totals
 from playlog.settings import ImportSettings
@@ -505,3 +507,150 @@ async def test_a_cancelled_job_keeps_the_report_of_the_members_it_stored(
     assert (status, ingested, report["status"]) == ("cancelled", 4, "cancelled")
     assert [f["name"] for f in report["files"]] == [extended_member(i) for i in range(2)]
     assert (report["plays_inserted"], len(await plays_of(db_engine, user_id))) == (4, 4)
+
+
+async def test_hostile_values_are_stored_or_skipped_and_every_file_is_imported(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    path = write_zip(
+        tmp_path / "e.zip",
+        {
+            extended_member(0): [
+                track_play("2024-01-01T10:00:00Z", "a\x00b", name="Bad\x00Name", ip_addr="\x00")
+            ],
+            extended_member(1): [track_play("2024-01-02T10:00:00Z", "x" * 4000, name="Long")],
+            extended_member(2): [
+                track_play("9999-12-31T23:59:00Z"),
+                track_play("9999-12-31T20:00:00-05:00"),
+                track_play("0001-01-01T00:01:00Z"),
+                track_play("2024-01-15"),
+                track_play("2024-01-03T10:00:00Z"),
+            ],
+        },
+    )
+    settings = ImportSettings(import_keep_sensitive_fields=True)
+    report = await import_export(db_engine, user_id, path, settings)
+    assert [f.status for f in report.files] == ["imported"] * 3
+    assert (report.records_seen, report.plays_inserted) == (7, 3)
+    assert report.skipped == {"bad_timestamp": 4}
+    stored = await plays_of(db_engine, user_id)
+    assert stored[0].track_id == "a\ufffdb"
+    assert stored[0].sensitive["ip_addr"] == "\ufffd"
+    assert stored[1].track_id.startswith("local:")
+    async with db_engine.connect() as connection:
+        names = await connection.execute(
+            select(Track.name).where(Track.track_id.in_([r.track_id for r in stored[:2]]))
+        )
+        assert sorted(names.scalars()) == ["Bad\ufffdName", "Long"]
+
+
+async def test_a_member_the_database_refuses_fails_alone(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    """The reader keeps unstorable values out; should one get through, its member fails
+    with the database's reason and the import goes on with the next."""
+    path = write_zip(
+        tmp_path / "e.zip",
+        {extended_member(i): [track_play(f"2024-0{i + 1}-01T10:00:00Z")] for i in range(2)},
+    )
+    good = copydata.stage_rows(
+        [copydata.stage_row(at("2024-02-01 10:00"), "t1", 60_000, copydata.NO_BEHAVIOUR, None)]
+    )
+    # Not UTF-8: the server refuses the COPY.
+    bad = good.replace(b"t1", b"\xff\xfe")
+    async with db_engine.connect() as wrapper:
+        raw = await wrapper.get_raw_connection()
+        connection: asyncpg.Connection = raw.driver_connection
+        await loader.prepare(connection)
+        with ExportArchive(path, SETTINGS) as archive:
+            run = importer._Run(connection, user_id, None, archive, importer._NoHooks(), None)
+            items = copydata.items([("t1", "track", "T", None, None, None, None, None)])
+            for index, data in enumerate((bad, good)):
+                when = at(f"2024-0{index + 1}-01 10:00")
+                await run._handle(reader.Begin(index))
+                await run._handle(reader.Rows(data))
+                await run._handle(reader.End(index, f"d{index}", 1, {}, when, when, items))
+        await wrapper.rollback()
+    failed, stored = run.files
+    assert (failed.status, stored.status) == ("failed", "imported")
+    assert str(failed.error).startswith("the database refused a record: invalid byte sequence")
+    assert [(p.played_at, p.track_id) for p in await plays_of(db_engine, user_id)] == [
+        (at("2024-02-01 10:00"), "t1")
+    ]
+
+
+async def test_a_cap_met_while_reading_names_the_files_that_stay_stored(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    path = write_zip(
+        tmp_path / "e.zip",
+        {
+            extended_member(i): [track_play(f"2024-0{i + 1}-01T10:0{m}:00Z") for m in range(8)]
+            for i in range(3)
+        },
+    )
+    with pytest.raises(ExportRejected) as refused:
+        await import_export(db_engine, user_id, path, ImportSettings(import_max_records=20))
+    assert str(refused.value.message) == (
+        "the export holds more than IMPORT_MAX_RECORDS (20) records; the 2 history file(s) "
+        "read before it stay stored (16 new plays), nothing after them was imported"
+    )
+    assert len(await plays_of(db_engine, user_id)) == 16
+    # Raising the cap and importing again adds the rest.
+    again = await import_export(db_engine, user_id, path, SETTINGS)
+    assert (again.plays_inserted, [f.status for f in again.files][:2]) == (
+        8,
+        ["already_imported"] * 2,
+    )
+
+
+async def test_a_polled_play_at_the_very_same_key_is_replaced_by_the_export_row(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    track = "4uLU6hMCjMI75M1A2tKUQC"
+    await _poll(db_engine, user_id, "2024-06-01 10:00:00", track)
+    path = write_zip(
+        tmp_path / "e.zip", {extended_member(): [track_play("2024-06-01T10:00:00Z", track)]}
+    )
+    report = await import_export(db_engine, user_id, path, SETTINGS)
+    assert (report.plays_inserted, report.duplicates) == (0, 0)
+    assert (report.cross_source_duplicates, report.replaced) == (1, 1)
+    (row,) = await plays_of(db_engine, user_id)
+    assert (row.source, row.ms_played, row.context_uri) == (
+        "import_zip",
+        213_000,
+        "spotify:playlist:abc",
+    )
+    # The same file again: a plain duplicate of its own row.
+    again = await import_export(db_engine, user_id, path, SETTINGS)
+    assert (again.duplicates, again.cross_source_duplicates) == (1, 0)
+
+
+async def test_claims_take_turns_so_a_user_never_has_two_running_imports(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    async with db_engine.begin() as connection:
+        for i in range(2):
+            await connection.execute(
+                text(
+                    "INSERT INTO import_jobs (id, user_id, status, storage_path,"
+                    " original_filename, file_size_bytes, created_at)"
+                    " VALUES (gen_random_uuid(), :u, 'pending', :p, 'x.zip', 1,"
+                    " now() + make_interval(secs => :i))"
+                ),
+                {"u": user_id, "p": f"{user_id}/{i}.zip", "i": i},
+            )
+    lease = timedelta(minutes=2)
+    # Another worker's claim holds the turn while it claims the first job ...
+    async with db_engine.connect() as other:
+        await other.execute(jobs._CLAIMS_TAKE_TURNS)
+        waiting = asyncio.ensure_future(jobs.claim(db_engine, "B", lease, 3, tmp_path))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        first = await other.execute(jobs._CLAIM, {"owner": "A", "lease": lease, "max_attempts": 3})
+        assert first.first() is not None
+        await other.commit()
+        # ... and this one, let in only then, sees it running.
+        assert await waiting is None
+    async with db_engine.begin() as connection:
+        await connection.execute(text("DELETE FROM import_jobs WHERE user_id = :u"), {"u": user_id})

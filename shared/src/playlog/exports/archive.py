@@ -64,7 +64,9 @@ class ArchiveLimits(Protocol):
 
 
 class ExportRejected(ValidationFailed):
-    """The whole file is refused: nothing of it is stored."""
+    """The file is refused. Found on opening it, nothing of it is stored; found while
+    reading it (a cap on records or inflated bytes), the history files before stay stored
+    and the message says so (a re-import skips them)."""
 
     code = "export_rejected"
 
@@ -92,8 +94,9 @@ class HistoryMember:
 
 
 def classify(name: str) -> Format | None:
-    """The history family a member's path names, or None for anything else."""
-    path = PurePosixPath(name)
+    """The history family a member's path names, or None for anything else. Folders may
+    be separated by backslashes (some Windows tools write them so)."""
+    path = PurePosixPath(name.replace("\\", "/"))
     if "__MACOSX" in path.parts or path.name.startswith("._"):
         return None
     for pattern, family in _NAME_PATTERNS:
@@ -300,12 +303,11 @@ class _Peeked:
 
 def _parse(stream: _MemberStream, member: HistoryMember) -> Iterator[dict[str, Any]]:
     head = b""
-    while not head.strip():
+    while not head:  # blank chunks are dropped as they come: a run of them costs no copies
         chunk = stream.read(_CHUNK)
         if not chunk:
             raise MemberFailed("the file is empty")
-        head += chunk
-    head = head.lstrip()
+        head = chunk.lstrip()
     if head[:1] == b"{":
         raise MemberFailed("expected a JSON array of records, found a JSON object")
     if head[:1] != b"[":
@@ -338,10 +340,10 @@ def _parse(stream: _MemberStream, member: HistoryMember) -> Iterator[dict[str, A
             raise MemberFailed("unexpected data after the JSON array") from None
         if "premature EOF" in str(exc) or "Incomplete JSON" in str(exc):
             raise MemberFailed(f"the JSON ends abruptly{where} (file truncated?)") from None
-        raise MemberFailed(f"not valid JSON{where}: {_first_line(exc)}") from None
+        raise MemberFailed(f"not valid JSON{where}: {first_line(exc)}") from None
     except ijson.JSONError as exc:
         where = f" after record {count}" if count else ""
-        raise MemberFailed(f"not valid JSON{where}: {_first_line(exc)}") from None
+        raise MemberFailed(f"not valid JSON{where}: {first_line(exc)}") from None
     except UnicodeDecodeError:
         raise MemberFailed("not UTF-8 text") from None
 
@@ -384,6 +386,7 @@ def _bulk(stream: _Chunks, rest: bytes) -> Generator[Any, None, tuple[bytes, boo
         body = rest.lstrip()
         if started:
             if not body and chunk:
+                rest = b""  # blank between records: kept, it would be copied again and again
                 continue
             if body[:1] != b",":
                 return rest, started
@@ -416,6 +419,6 @@ def _json_type(value: object) -> str:
     return names.get(type(value), "null values" if value is None else type(value).__name__)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -32,12 +32,23 @@ _CACHED_TEXT_MAX = 100
 _texts: dict[str, bytes] = {}
 
 
+def encode(value: str) -> bytes:
+    """UTF-8 that PostgreSQL's text takes: a NUL (which text cannot hold) and a lone
+    surrogate (which UTF-8 cannot encode; JSON may spell one) become U+FFFD and "?"."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        return value.encode()
+    except UnicodeEncodeError:
+        return value.encode(errors="replace")
+
+
 def _text(value: str | None) -> bytes:
     if value is None:
         return _NULL
     encoded = _texts.get(value)
     if encoded is None:
-        data = value.encode()
+        data = encode(value)
         encoded = _LENGTH(len(data)) + data
         if len(value) <= _CACHED_TEXT_MAX:
             if len(_texts) >= _TEXT_CACHE_SIZE:
@@ -102,7 +113,7 @@ def stage_row(
     if sensitive is None:
         kept = _NULL
     else:
-        data = sensitive.encode()
+        data = encode(sensitive)
         kept = _LENGTH(len(data) + 1) + _JSONB_VERSION + data
     return b"".join(
         (
@@ -133,7 +144,7 @@ def items(rows: Iterable[tuple[str | None, ...]]) -> bytes:
             if value is None:
                 append(_NULL)
             else:
-                data = value.encode()
+                data = encode(value)
                 append(_LENGTH(len(data)))
                 append(data)
     append(TRAILER)

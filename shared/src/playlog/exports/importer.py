@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from playlog.errors import NotFound
 from playlog.exports import loader
-from playlog.exports.archive import ExportArchive
+from playlog.exports.archive import ExportArchive, ExportRejected, first_line
 from playlog.exports.reader import (
     Abort,
     Begin,
@@ -41,6 +41,10 @@ from playlog.exports.report import ImportReport, MemberReport, Totals, rows_stag
 from playlog.settings import ImportSettings
 
 PROGRESS_EVERY_S = 1.0
+# What a record's values can make the database refuse (a value it cannot store, a key
+# too large for an index): the member fails alone, like one that cannot be parsed. The
+# reader keeps such values out; this is the net under it.
+_REFUSED = (asyncpg.DataError, asyncpg.ProgramLimitExceededError)
 
 
 class ImportCancelled(Exception):
@@ -83,7 +87,8 @@ async def import_export(
     ``files``, when given, receives each member's report as the member is handled, so a
     caller still knows them when the import stops half-way.
 
-    Raises :class:`ExportRejected` when the file as a whole is refused (nothing stored),
+    Raises :class:`ExportRejected` when the file is refused (on opening it: nothing
+    stored; while reading it: the message names what stays),
     :class:`NotFound` for an unknown user, :class:`ImportCancelled` when a hook cancels,
     and :class:`~playlog.exports.reader.ExportReaderFailed` when the reader process dies.
     Members stored before any of these stay stored; a re-run skips them.
@@ -139,6 +144,8 @@ class _Run:
         self.totals = Totals()
         self.known_reports: dict[str, tuple[dict[str, Any], uuid.UUID | None]] = {}
         self._transaction: Any = None
+        # Why the database refused the current member, once it has.
+        self._refused: str | None = None
         # Compressed bytes of the members handled so far.
         self._position = 0
         self._last_progress = time.monotonic()
@@ -172,29 +179,31 @@ class _Run:
         if isinstance(message, Begin):
             self._transaction = self.connection.transaction()
             await self._transaction.start()
+            self._refused = None
             await loader.begin_member(self.connection)
         elif isinstance(message, Rows):
-            await loader.stage(self.connection, message.data)
+            if self._refused is None:
+                try:
+                    await loader.stage(self.connection, message.data)
+                except _REFUSED as exc:
+                    self._refused = first_line(exc)
         elif isinstance(message, End):
-            await self._store(message)
+            if self._refused is None:
+                try:
+                    await self._store(message)
+                except _REFUSED as exc:
+                    self._refused = first_line(exc)
+            if self._refused is not None:
+                await self._fail(message.index, f"the database refused a record: {self._refused}")
             self._position += self.archive.members[message.index].compressed_size
         elif isinstance(message, Known):
             self._add(self._known(message))
             self._position += self.archive.members[message.index].compressed_size
         elif isinstance(message, Failed):
-            await self._rollback()
-            member = self.archive.members[message.index]
-            self._add(
-                MemberReport(
-                    name=member.name,
-                    format=member.format,
-                    status="failed",
-                    error=message.error,
-                )
-            )
-            self._position += member.compressed_size
+            await self._fail(message.index, message.error)
+            self._position += self.archive.members[message.index].compressed_size
         elif isinstance(message, Abort):
-            raise message.error
+            raise self._refusal(message.error)
 
     async def _store(self, message: End) -> None:
         member = self.archive.members[message.index]
@@ -235,6 +244,26 @@ class _Run:
         self._transaction = None
         self.files.append(report)
         self.totals = totals
+
+    def _refusal(self, error: BaseException) -> BaseException:
+        """A limit found while reading (the record cap, or more inflated bytes than
+        allowed) refuses the rest of the file; the message says what stays stored."""
+        stored = [member for member in self.files if member.status == "imported"]
+        if not stored or not isinstance(error, ExportRejected):
+            return error
+        plays = sum(member.plays_inserted for member in stored)
+        return ExportRejected(
+            f"{error.message}; the {len(stored)} history file(s) read before it stay stored "
+            f"({plays} new plays), nothing after them was imported"
+        )
+
+    async def _fail(self, index: int, error: str) -> None:
+        """The member is undone and reported as failed; the import goes on."""
+        await self._rollback()
+        member = self.archive.members[index]
+        self._add(
+            MemberReport(name=member.name, format=member.format, status="failed", error=error)
+        )
 
     def _add(self, member: MemberReport) -> None:
         self.files.append(member)

@@ -32,6 +32,8 @@ from playlog.exports.report import ImportReport, MemberReport, Totals
 from playlog.exports.storage import delete_upload
 from playlog.settings import ImportSettings
 
+# Ours among the application's advisory locks ("PLG2"), held by a claim's transaction.
+_CLAIMS_TAKE_TURNS = text(f"SELECT pg_advisory_xact_lock({0x504C_4732}, 0)")
 _CLAIM = text(
     """
     UPDATE import_jobs SET status = 'running', lease_owner = :owner,
@@ -140,17 +142,25 @@ class ClaimedImport:
 async def claim(
     engine: AsyncEngine, owner: str, lease: timedelta, max_attempts: int, upload_dir: Path
 ) -> ClaimedImport | None:
-    """Give up on jobs that cannot finish, then claim the oldest runnable one."""
+    """Give up on jobs that cannot finish, then claim the oldest runnable one.
+
+    Claims take turns (a transaction lock of their own): the claim's check that the
+    user has no running import then sees every claim committed before it, where two
+    claims at once would each miss the other's. Uploads of jobs given up on are deleted
+    once that is committed."""
     async with engine.begin() as connection:
-        for (path,) in await connection.execute(_GIVE_UP, {"max_attempts": max_attempts}):
-            await delete_upload(upload_dir, path)
-        for (path,) in await connection.execute(_ORPHANED_CANCELS):
-            await delete_upload(upload_dir, path)
+        await connection.execute(_CLAIMS_TAKE_TURNS)
+        gone = [
+            path for (path,) in await connection.execute(_GIVE_UP, {"max_attempts": max_attempts})
+        ]
+        gone += [path for (path,) in await connection.execute(_ORPHANED_CANCELS)]
         row = (
             await connection.execute(
                 _CLAIM, {"owner": owner, "lease": lease, "max_attempts": max_attempts}
             )
         ).first()
+    for path in gone:
+        await delete_upload(upload_dir, path)
     if row is None:
         return None
     return ClaimedImport(

@@ -124,6 +124,8 @@ _CANDIDATES = """
     WHERE p.user_id = $1 AND p.played_at BETWEEN $2 AND $3
       AND NOT (p.source = 'import_zip' AND p.source_format IS NOT DISTINCT FROM $4)
 """
+# Staged rows stored already by this family are plain duplicates and take no part; one
+# stored by another source at the very same key does (the richer row is kept).
 _STAGED_NEAR = """
     SELECT DISTINCT s.played_at, s.track_id, t.name, coalesce(a.name, t.show_name)
     FROM import_stage s
@@ -133,7 +135,8 @@ _STAGED_NEAR = """
     WHERE s.played_at BETWEEN $2 AND $3
       AND NOT EXISTS (SELECT 1 FROM plays p
                       WHERE p.user_id = $1 AND p.played_at = s.played_at
-                        AND p.track_id = s.track_id)
+                        AND p.track_id = s.track_id AND p.source = 'import_zip'
+                        AND p.source_format IS NOT DISTINCT FROM $4)
 """
 _SKIP = """
     UPDATE import_stage s SET skip = true
@@ -288,6 +291,7 @@ async def _apply_cross_source(
         user_id,
         min(row.played_at for row in stored) - MAX_MATCH_WINDOW,
         max(row.played_at for row in stored) + MAX_MATCH_WINDOW,
+        family,
     )
     staged = [PlayIdentity(r[0], r[1], r[3], r[2], SOURCE, family) for r in staged_rows]
     pairs = match_one_to_one(staged, stored)

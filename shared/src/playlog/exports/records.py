@@ -50,6 +50,16 @@ NOT_AN_OBJECT = "not_an_object"
 Item = tuple[str, str, str, str | None, str | None, str | None, str | None, str | None]
 _MAX_INT4 = 2**31 - 1
 _TRACK_URI = "spotify:track:"
+# Spotify ids are 22 characters; a longer "id" (a hostile file's) would not fit the id
+# indexes, so the row is identified by its names instead, like a local file.
+_MAX_SPOTIFY_ID = 64
+_MAX_TRACK_URI = len(_TRACK_URI) + _MAX_SPOTIFY_ID
+# The days any analytics window may cover: a timestamp outside is not a play of any
+# streaming service (and past the calendar's ends not even storable).
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 12, 31, 23, 59, 59, tzinfo=UTC)
+# "YYYY-MM-DD HH:MM": a date alone is no time of a play.
+_SHORTEST_TIME = 16
 
 
 # Hashing names costs microseconds; exports name the same few thousand items over and over.
@@ -66,14 +76,28 @@ def _text(value: object) -> str | None:
 
 
 def _time(value: object) -> datetime | None:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) < _SHORTEST_TIME:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
     # Both export families give UTC; account data without a zone designator.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed if _EARLIEST <= parsed <= _LATEST else None
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with NULs and lone surrogates in its strings replaced: JSON may spell
+    both, PostgreSQL's jsonb takes neither."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd").encode(errors="replace").decode()
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
 
 
 class MemberRows:
@@ -135,13 +159,17 @@ class MemberRows:
             self.skipped[NOT_AN_OBJECT] += 1
             return
         get = record.get
+        ts: Any = get("ts")
         try:
-            played_at = _fromisoformat(get("ts"))
+            played_at = _fromisoformat(ts)
         except (TypeError, ValueError):
             self.skipped[BAD_TIMESTAMP] += 1
             return
         if played_at.tzinfo is None:
             played_at = played_at.replace(tzinfo=UTC)
+        if len(ts) < _SHORTEST_TIME or not _EARLIEST <= played_at <= _LATEST:
+            self.skipped[BAD_TIMESTAMP] += 1
+            return
         ms = get("ms_played")
         if ms.__class__ is not int and ms is not None:
             ms = int(ms) if ms.__class__ is float and ms.is_integer() else -1
@@ -149,7 +177,11 @@ class MemberRows:
             self.skipped[INVALID_MS_PLAYED] += 1
             return
         uri = get("spotify_track_uri")
-        if uri.__class__ is str and uri.startswith(_TRACK_URI) and len(uri) > len(_TRACK_URI):
+        if (
+            uri.__class__ is str
+            and uri.startswith(_TRACK_URI)
+            and len(_TRACK_URI) < len(uri) <= _MAX_TRACK_URI
+        ):
             # Most plays: the id is in the URI, and the item is only built when it is new.
             track_id = uri[len(_TRACK_URI) :]
             if track_id not in self.items and track_id not in self._known:
@@ -169,6 +201,8 @@ class MemberRows:
         if self._keep_sensitive:
             kept = {key: record[key] for key in SENSITIVE_FIELDS if get(key) is not None}
             sensitive = json.dumps(kept) if kept else None
+            if sensitive is not None and ("\\u0000" in sensitive or "\\ud" in sensitive):
+                sensitive = json.dumps(_storable(kept))
         start, end = get("reason_start"), get("reason_end")
         shuffle, skipped = get("shuffle"), get("skipped")
         offline, incognito = get("offline"), get("incognito_mode")
@@ -247,6 +281,8 @@ def _spoken(kind: str, uri: str | None, name: str | None, show: str | None) -> I
     """A podcast episode or audiobook chapter; the show (or book) stands for the artist
     when names are compared across sources."""
     spotify_id = uri.rsplit(":", 1)[-1] if uri and uri.startswith("spotify:") else None
+    if spotify_id is not None and not 0 < len(spotify_id) <= _MAX_SPOTIFY_ID:
+        spotify_id = None
     if spotify_id is None and name is None:
         return None
     track_id = spotify_id or _track_id(show, name, None)
