@@ -213,14 +213,18 @@ async def bench(args: argparse.Namespace, path: Path, truth: dict[str, Any]) -> 
             full.append(import_once(database, user_id, path))
             after_full = await plays(database)
         report = first[-1].report
+        skips = int(truth["under_30s"])
         print(
             f"run {attempt + 1}: {report['records_seen']:,} records, "
-            f"{report['plays_inserted']:,} plays inserted (truth {expected:,}), stored {stored:,}; "
+            f"{report['plays_inserted']:,} plays and {report['skips_inserted']:,} skips inserted "
+            f"(truth {expected - skips:,} and {skips:,}), stored {stored:,}; "
             f"re-imports added {after_reimport - stored} and {after_full - after_reimport}; "
             f"duplicates {again[-1].report['duplicates']:,} / {full[-1].report['duplicates']:,}"
         )
         if stored != expected or after_full != stored or after_reimport != stored:
             raise SystemExit("stored plays differ from the ground truth")
+        if (report["plays_inserted"], report["skips_inserted"]) != (expected - skips, skips):
+            raise SystemExit("the plays and skips reported differ from the ground truth")
         for label, run in (("first import", first), ("re-import", again), ("full re-import", full)):
             if wrong := mismatches(run[-1].report, truth):
                 raise SystemExit(

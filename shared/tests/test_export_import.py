@@ -115,7 +115,9 @@ async def test_an_extended_export_is_imported_with_every_kind(
     report = await import_export(db_engine, user_id, path, SETTINGS)
 
     assert (report.status, report.formats) == ("success", ["extended"])
-    assert (report.records_seen, report.plays_inserted, report.duplicates) == (8, 6, 1)
+    # Six rows stored: five plays and one skip (ms_played 0), which is no play.
+    assert (report.records_seen, report.plays_inserted, report.skips_inserted) == (8, 5, 1)
+    assert report.duplicates == 1
     assert report.skipped == {"no_identity": 1}
     assert (report.earliest, report.latest) == (at("2024-01-01 10:00"), at("2024-01-02 09:00"))
     assert [f.records for f in report.files] == [6, 2]
@@ -593,7 +595,7 @@ async def test_a_cap_met_while_reading_names_the_files_that_stay_stored(
         await import_export(db_engine, user_id, path, ImportSettings(import_max_records=20))
     assert str(refused.value.message) == (
         "the export holds more than IMPORT_MAX_RECORDS (20) records; the 2 history file(s) "
-        "read before it stay stored (16 new plays), nothing after them was imported"
+        "read before it stay stored (16 new plays, 0 skips), nothing after them was imported"
     )
     assert len(await plays_of(db_engine, user_id)) == 16
     # Raising the cap and importing again adds the rest.

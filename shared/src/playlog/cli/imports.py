@@ -160,6 +160,7 @@ def _print_report(report: ImportReport, out: TextIO) -> None:
     print(f"formats:            {', '.join(report.formats) or '-'}", file=out)
     print(f"records seen:       {report.records_seen:,}", file=out)
     print(f"plays inserted:     {report.plays_inserted:,}", file=out)
+    print(f"skips inserted:     {report.skips_inserted:,} (rows under 30 s)", file=out)
     print(f"duplicates:         {report.duplicates:,}", file=out)
     print(f"cross-source dups:  {report.cross_source_duplicates:,}", file=out)
     print(f"  replaced poorer:  {report.replaced:,}", file=out)

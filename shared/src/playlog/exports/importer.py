@@ -107,7 +107,9 @@ async def import_export(
                 await loader.prepare(connection)
                 run = _Run(connection, user_id, job_id, archive, hooks or _NoHooks(), files)
                 handled = await run.execute(settings, reader)
-                await loader.refresh_statistics(connection, run.totals.plays_inserted)
+                await loader.refresh_statistics(
+                    connection, run.totals.plays_inserted + run.totals.skips_inserted
+                )
     finally:
         await reader.close()
     return ImportReport.build(
@@ -218,6 +220,7 @@ class _Run:
             status="imported",
             records=message.records,
             plays_inserted=counts.new_plays,
+            skips_inserted=counts.new_skips,
             duplicates=counts.duplicates,
             cross_source_duplicates=counts.cross_source,
             replaced=counts.replaced,
@@ -252,9 +255,10 @@ class _Run:
         if not stored or not isinstance(error, ExportRejected):
             return error
         plays = sum(member.plays_inserted for member in stored)
+        skips = sum(member.skips_inserted for member in stored)
         return ExportRejected(
             f"{error.message}; the {len(stored)} history file(s) read before it stay stored "
-            f"({plays} new plays), nothing after them was imported"
+            f"({plays} new plays, {skips} skips), nothing after them was imported"
         )
 
     async def _fail(self, index: int, error: str) -> None:

@@ -99,19 +99,24 @@ _INSERT_CATALOG = """
 # that checks each row for a conflict as it goes (ON CONFLICT; 59 against 92 ms for
 # 16,000 new plays, triggers off). The end-time range lets
 # the check read only the plays of the member's span.
+# Answers the rows stored and, of those, the rows under 30 s (skips by the counting rule).
 _INSERT_PLAYS = """
-    INSERT INTO plays (user_id, played_at, track_id, ms_played, context_uri, source,
-                       source_format, reason_start, reason_end, shuffle, skipped, offline,
-                       incognito, sensitive)
-    SELECT DISTINCT ON (s.played_at, s.track_id) $1, s.played_at, s.track_id, s.ms_played,
-           s.context_uri, 'import_zip', $2, s.reason_start, s.reason_end, s.shuffle,
-           s.skipped, s.offline, s.incognito, s.sensitive
-    FROM import_stage s
-    WHERE NOT s.skip
-      AND NOT EXISTS (SELECT 1 FROM plays p
-                      WHERE p.user_id = $1 AND p.played_at BETWEEN $3 AND $4
-                        AND p.played_at = s.played_at AND p.track_id = s.track_id)
-    ORDER BY s.played_at, s.track_id, s.ctid
+    WITH stored AS (
+        INSERT INTO plays (user_id, played_at, track_id, ms_played, context_uri, source,
+                           source_format, reason_start, reason_end, shuffle, skipped,
+                           offline, incognito, sensitive)
+        SELECT DISTINCT ON (s.played_at, s.track_id) $1, s.played_at, s.track_id,
+               s.ms_played, s.context_uri, 'import_zip', $2, s.reason_start, s.reason_end,
+               s.shuffle, s.skipped, s.offline, s.incognito, s.sensitive
+        FROM import_stage s
+        WHERE NOT s.skip
+          AND NOT EXISTS (SELECT 1 FROM plays p
+                          WHERE p.user_id = $1 AND p.played_at BETWEEN $3 AND $4
+                            AND p.played_at = s.played_at AND p.track_id = s.track_id)
+        ORDER BY s.played_at, s.track_id, s.ctid
+        RETURNING ms_played
+    )
+    SELECT count(*), count(*) FILTER (WHERE ms_played < 30000) FROM stored
 """
 # Stored plays of other sources or formats that may record the same playbacks.
 _CANDIDATES = """
@@ -144,7 +149,7 @@ _SKIP = """
     WHERE s.played_at = k.played_at AND s.track_id = k.track_id
 """
 # The poorer (stored) row goes; the richer (staged) one inherits what only the poorer
-# knew (the context).
+# knew (the context). Answers how many of the richer rows are under 30 s.
 _REPLACE = """
     WITH gone AS (
         DELETE FROM plays p
@@ -152,23 +157,36 @@ _REPLACE = """
             AS r(stored_at, stored_track_id, played_at, track_id)
         WHERE p.user_id = $1 AND p.played_at = r.stored_at AND p.track_id = r.stored_track_id
         RETURNING r.played_at, r.track_id, p.context_uri
+    ), moved AS (
+        UPDATE import_stage s SET context_uri = gone.context_uri
+        FROM gone WHERE s.played_at = gone.played_at AND s.track_id = gone.track_id
+        RETURNING s.played_at, s.track_id, s.ms_played
     )
-    UPDATE import_stage s SET context_uri = gone.context_uri
-    FROM gone WHERE s.played_at = gone.played_at AND s.track_id = gone.track_id
+    SELECT count(DISTINCT (played_at, track_id)) FILTER (WHERE ms_played < 30000) FROM moved
 """
 
 
 @dataclass
 class MemberCounts:
     staged: int = 0
+    # Rows stored, and of those the rows under 30 s.
     inserted: int = 0
-    # Plays another source or format had stored already: skipped, or replacing a poorer row.
+    inserted_short: int = 0
+    # Plays another source or format had stored already: skipped, or replacing a poorer row
+    # (of which so many replaced it with a row under 30 s).
     cross_source: int = 0
     replaced: int = 0
+    replaced_short: int = 0
+
+    @property
+    def new_skips(self) -> int:
+        """New rows under 30 s: kept, and counted as skips, not plays (the counting rule)."""
+        return self.inserted_short - self.replaced_short
 
     @property
     def new_plays(self) -> int:
-        return self.inserted - self.replaced
+        """New rows of 30 s or more (or of unknown length): plays."""
+        return self.inserted - self.replaced - self.new_skips
 
     @property
     def duplicates(self) -> int:
@@ -270,8 +288,9 @@ async def store(
     if span is None:
         return
     await _apply_cross_source(connection, user_id, family, span, counts)
-    status = await connection.execute(_INSERT_PLAYS, user_id, family, *span)
-    counts.inserted = int(status.rsplit(" ", 1)[-1])
+    counts.inserted, counts.inserted_short = await connection.fetchrow(
+        _INSERT_PLAYS, user_id, family, *span
+    )
 
 
 async def _apply_cross_source(
@@ -310,7 +329,7 @@ async def _apply_cross_source(
             _SKIP, [row.played_at for row in skip], [row.track_id for row in skip]
         )
     if replace:
-        await connection.execute(
+        counts.replaced_short = await connection.fetchval(
             _REPLACE,
             user_id,
             [old.played_at for old, _ in replace],

@@ -26,6 +26,7 @@ class MemberReport(BaseModel):
     status: MemberStatus
     records: int = 0
     plays_inserted: int = 0
+    skips_inserted: int = 0
     duplicates: int = 0
     cross_source_duplicates: int = 0
     replaced: int = 0
@@ -43,6 +44,7 @@ class Totals:
     failed: int = 0
     records: int = 0
     plays_inserted: int = 0
+    skips_inserted: int = 0
     duplicates: int = 0
     cross_source_duplicates: int = 0
     replaced: int = 0
@@ -58,6 +60,7 @@ class Totals:
             self.formats.add(member.format)
         self.records += member.records
         self.plays_inserted += member.plays_inserted
+        self.skips_inserted += member.skips_inserted
         self.duplicates += member.duplicates
         self.cross_source_duplicates += member.cross_source_duplicates
         self.replaced += member.replaced
@@ -87,8 +90,10 @@ class ImportReport(BaseModel):
     formats: list[str]
     # History records read (or recognised as already imported), including skipped ones.
     records_seen: int
-    # New plays stored.
+    # New plays stored: rows of 30 s or more, or of unknown length (the counting rule).
     plays_inserted: int
+    # New rows under 30 s: stored too, and counted as skips, not plays.
+    skips_inserted: int
     # Records whose exact play was stored already (repeated rows, re-imports).
     duplicates: int
     # Records of a play another source or export format had stored already.
@@ -131,6 +136,7 @@ class ImportReport(BaseModel):
             formats=totals.format_names,
             records_seen=totals.records,
             plays_inserted=totals.plays_inserted,
+            skips_inserted=totals.skips_inserted,
             duplicates=totals.duplicates,
             cross_source_duplicates=totals.cross_source_duplicates,
             replaced=totals.replaced,

@@ -247,7 +247,9 @@ class ImportJobItem(BaseModel):
     file_size_bytes: int | None
     formats_detected: list[str] = Field(description="History formats found in the export.")
     records_done: int = Field(description="Records read so far.")
-    plays_inserted: int = Field(description="New rows stored.")
+    plays_inserted: int = Field(
+        description="New plays stored (30-second rule; shorter rows are stored as skips)."
+    )
     duplicates: int = Field(description="Records already stored before.")
     skipped: dict[str, int] = Field(description="Records left out, per reason.")
     earliest_played_at: datetime | None
