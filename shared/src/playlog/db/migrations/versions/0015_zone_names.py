@@ -2,9 +2,9 @@
 
 Python opens more names than that: copies under ``posix/`` (the same rules) and
 ``right/`` (the same rules counting leap seconds, which PostgreSQL's ``AT TIME ZONE``
-honours and Python does not, so hour buckets came out shifted by up to a minute, an hour
-early at every hour start), the host's ``localtime`` (whatever zone the machine is set
-to, which may differ between the api's and the database's hosts) and ``Factory`` (no
+honours and Python does not: 27 seconds off, so every hour total, which starts on the
+hour, landed in the hour before), the host's ``localtime`` (whatever zone the machine is
+set to, which may differ between the api's and the database's hosts) and ``Factory`` (no
 place). They are refused now (``playlog.users.validate_timezone``); a user stored with
 one gets the zone it copies, or UTC for the last two (their hour totals are rebuilt by
 the trigger of migration 0006 when the minute their hours start at changes).
