@@ -99,25 +99,27 @@ _INSERT_CATALOG = """
 # that checks each row for a conflict as it goes (ON CONFLICT; 59 against 92 ms for
 # 16,000 new plays, triggers off). The end-time range lets
 # the check read only the plays of the member's span.
-# Answers the rows stored and, of those, the rows under 30 s (skips by the counting rule).
 _INSERT_PLAYS = """
-    WITH stored AS (
-        INSERT INTO plays (user_id, played_at, track_id, ms_played, context_uri, source,
-                           source_format, reason_start, reason_end, shuffle, skipped,
-                           offline, incognito, sensitive)
-        SELECT DISTINCT ON (s.played_at, s.track_id) $1, s.played_at, s.track_id,
-               s.ms_played, s.context_uri, 'import_zip', $2, s.reason_start, s.reason_end,
-               s.shuffle, s.skipped, s.offline, s.incognito, s.sensitive
-        FROM import_stage s
-        WHERE NOT s.skip
-          AND NOT EXISTS (SELECT 1 FROM plays p
-                          WHERE p.user_id = $1 AND p.played_at BETWEEN $3 AND $4
-                            AND p.played_at = s.played_at AND p.track_id = s.track_id)
-        ORDER BY s.played_at, s.track_id, s.ctid
-        RETURNING ms_played
-    )
-    SELECT count(*), count(*) FILTER (WHERE ms_played < 30000) FROM stored
+    INSERT INTO plays (user_id, played_at, track_id, ms_played, context_uri, source,
+                       source_format, reason_start, reason_end, shuffle, skipped, offline,
+                       incognito, sensitive)
+    SELECT DISTINCT ON (s.played_at, s.track_id) $1, s.played_at, s.track_id, s.ms_played,
+           s.context_uri, 'import_zip', $2, s.reason_start, s.reason_end, s.shuffle,
+           s.skipped, s.offline, s.incognito, s.sensitive
+    FROM import_stage s
+    WHERE NOT s.skip
+      AND NOT EXISTS (SELECT 1 FROM plays p
+                      WHERE p.user_id = $1 AND p.played_at BETWEEN $3 AND $4
+                        AND p.played_at = s.played_at AND p.track_id = s.track_id)
+    ORDER BY s.played_at, s.track_id, s.ctid
 """
+# The user's skips (rows under 30 s) in the hour totals of a span, read before and after
+# a member is stored: the difference is the member's new skips. Counting them from the
+# inserted rows themselves (RETURNING) cost a tenth of a first import's time; the hour
+# totals, kept in the same statement by the trigger, hold the answer already.
+_SKIPS_IN_SPAN = """
+    SELECT coalesce(sum(rows - plays), 0) FROM play_hours
+    WHERE user_id = $1 AND hour > $2::timestamptz - interval '1 hour' AND hour <= $3"""
 # Stored plays of other sources or formats that may record the same playbacks.
 _CANDIDATES = """
     SELECT p.played_at, p.track_id, p.source, p.source_format, t.name,
@@ -149,7 +151,7 @@ _SKIP = """
     WHERE s.played_at = k.played_at AND s.track_id = k.track_id
 """
 # The poorer (stored) row goes; the richer (staged) one inherits what only the poorer
-# knew (the context). Answers how many of the richer rows are under 30 s.
+# knew (the context).
 _REPLACE = """
     WITH gone AS (
         DELETE FROM plays p
@@ -157,31 +159,23 @@ _REPLACE = """
             AS r(stored_at, stored_track_id, played_at, track_id)
         WHERE p.user_id = $1 AND p.played_at = r.stored_at AND p.track_id = r.stored_track_id
         RETURNING r.played_at, r.track_id, p.context_uri
-    ), moved AS (
-        UPDATE import_stage s SET context_uri = gone.context_uri
-        FROM gone WHERE s.played_at = gone.played_at AND s.track_id = gone.track_id
-        RETURNING s.played_at, s.track_id, s.ms_played
     )
-    SELECT count(DISTINCT (played_at, track_id)) FILTER (WHERE ms_played < 30000) FROM moved
+    UPDATE import_stage s SET context_uri = gone.context_uri
+    FROM gone WHERE s.played_at = gone.played_at AND s.track_id = gone.track_id
 """
 
 
 @dataclass
 class MemberCounts:
     staged: int = 0
-    # Rows stored, and of those the rows under 30 s.
     inserted: int = 0
-    inserted_short: int = 0
-    # Plays another source or format had stored already: skipped, or replacing a poorer row
-    # (of which so many replaced it with a row under 30 s).
+    # Plays another source or format had stored already: skipped, or replacing a poorer row.
     cross_source: int = 0
     replaced: int = 0
-    replaced_short: int = 0
-
-    @property
-    def new_skips(self) -> int:
-        """New rows under 30 s: kept, and counted as skips, not plays (the counting rule)."""
-        return self.inserted_short - self.replaced_short
+    # How many more rows under 30 s the user has: kept, and counted as skips, not plays
+    # (the counting rule). A richer row replacing a poorer one of the same playback has
+    # the same length, so replacements leave it as it was.
+    new_skips: int = 0
 
     @property
     def new_plays(self) -> int:
@@ -287,10 +281,13 @@ async def store(
         await connection.execute(_INSERT_CATALOG)
     if span is None:
         return
+    # Replaced rows lie up to the match window outside the span.
+    reach = (span[0] - MAX_MATCH_WINDOW, span[1] + MAX_MATCH_WINDOW)
+    skips = await connection.fetchval(_SKIPS_IN_SPAN, user_id, *reach)
     await _apply_cross_source(connection, user_id, family, span, counts)
-    counts.inserted, counts.inserted_short = await connection.fetchrow(
-        _INSERT_PLAYS, user_id, family, *span
-    )
+    status = await connection.execute(_INSERT_PLAYS, user_id, family, *span)
+    counts.inserted = int(status.rsplit(" ", 1)[-1])
+    counts.new_skips = await connection.fetchval(_SKIPS_IN_SPAN, user_id, *reach) - skips
 
 
 async def _apply_cross_source(
@@ -329,7 +326,7 @@ async def _apply_cross_source(
             _SKIP, [row.played_at for row in skip], [row.track_id for row in skip]
         )
     if replace:
-        counts.replaced_short = await connection.fetchval(
+        await connection.execute(
             _REPLACE,
             user_id,
             [old.played_at for old, _ in replace],
