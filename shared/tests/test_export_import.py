@@ -397,9 +397,42 @@ async def test_extended_history_replaces_account_data_imported_before(
     )
     await import_export(db_engine, user_id, account, SETTINGS)
     report = await import_export(db_engine, user_id, extended, SETTINGS)
-    assert (report.plays_inserted, report.replaced) == (0, 1)
+    assert (report.plays_inserted, report.skips_inserted, report.replaced) == (0, 0, 1)
     (row,) = await plays_of(db_engine, user_id)
     assert (row.source_format, row.track_id) == ("extended", "4uLU6hMCjMI75M1A2tKUQC")
+
+
+async def test_skips_are_counted_apart_and_a_replaced_skip_is_no_new_one(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    song = ("Rick Astley", "Never Gonna Give You Up")
+    account = write_zip(
+        tmp_path / "account.zip",
+        {
+            f"{ACCOUNT_DIR}/StreamingHistory_music_0.json": [
+                account_play("2024-08-01 10:00", *song, ms_played=12_000),
+                account_play("2024-08-01 11:00", *song, ms_played=29_999),
+                account_play("2024-08-01 12:00", *song, ms_played=30_000),
+            ]
+        },
+    )
+    first = await import_export(db_engine, user_id, account, SETTINGS)
+    assert (first.plays_inserted, first.skips_inserted) == (1, 2)
+    # The extended rows of the first two playbacks (a skip replacing a skip), and a new
+    # skip an hour and more away from every other row.
+    extended = write_zip(
+        tmp_path / "extended.zip",
+        {
+            extended_member(): [
+                track_play("2024-08-01T10:00:20Z", ms_played=12_000),
+                track_play("2024-08-01T11:00:30Z", ms_played=29_999),
+                track_play("2024-08-03T09:00:00Z", ms_played=5_000),
+            ]
+        },
+    )
+    second = await import_export(db_engine, user_id, extended, SETTINGS)
+    assert (second.plays_inserted, second.skips_inserted, second.replaced) == (0, 1, 2)
+    assert len(await plays_of(db_engine, user_id)) == 4
 
 
 # --- as a job ---------------------------------------------------------------------------
