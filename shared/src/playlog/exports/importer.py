@@ -107,7 +107,7 @@ async def import_export(
                 await loader.prepare(connection)
                 run = _Run(connection, user_id, job_id, archive, hooks or _NoHooks(), files)
                 handled = await run.execute(settings, reader)
-                await loader.refresh_statistics(
+                await loader.refresh_for_queries(
                     connection, run.totals.plays_inserted + run.totals.skips_inserted
                 )
     finally:
