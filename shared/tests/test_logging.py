@@ -31,6 +31,11 @@ def test_oauth_query_values_are_redacted() -> None:
     assert redact("refresh_token=abc access_token=def") == (
         "refresh_token=[redacted] access_token=[redacted]"
     )
+    # The consent page's request id answers a pending sign-in for ten minutes.
+    assert redact('"GET /oauth/consent?request=4lCr-Xy_9 HTTP/1.1" 200') == (
+        '"GET /oauth/consent?request=[redacted] HTTP/1.1" 200'
+    )
+    assert redact("a bad_request=1") == "a bad_request=1"
     assert redact("GET /v1/me/player/recently-played?limit=50") == (
         "GET /v1/me/player/recently-played?limit=50"
     )

@@ -95,12 +95,16 @@ async def test_basic_mode_without_credentials_is_401(basic_client: httpx.AsyncCl
         "Basic " + base64.b64encode(b"no-colon").decode(),
         "Basic " + base64.b64encode(b"\xff\xfe:x").decode(),
         "Bearer " + PASSWORD,
+        # Not ASCII at all (a header's bytes are read as Latin-1): a 401, not a 500.
+        b"Basic \xe9",
+        b"Basic \xe9\xe9\xe9\xe9",
     ],
 )
 async def test_basic_mode_with_wrong_credentials_is_401(
-    basic_client: httpx.AsyncClient, header: str
+    basic_client: httpx.AsyncClient, header: str | bytes
 ) -> None:
-    response = await basic_client.get(ROUTE, headers={"Authorization": header})
+    value = header.encode("latin-1") if isinstance(header, str) else header
+    response = await basic_client.get(ROUTE, headers={b"Authorization": value})
     assert response.status_code == 401
     assert PASSWORD not in response.text
 
@@ -109,4 +113,65 @@ async def test_basic_mode_with_the_right_credentials_is_200(
     basic_client: httpx.AsyncClient,
 ) -> None:
     response = await basic_client.get(ROUTE, headers={"Authorization": basic(USERNAME, PASSWORD)})
+    assert response.status_code == 200
+
+
+async def _purge(client: httpx.AsyncClient, headers: dict[str, str]) -> httpx.Response:
+    """A state-changing admin request that needs no id: what a forged form would send."""
+    return await client.post(
+        "/admin/maintenance/purge-logs", params={"older_than_days": 1}, headers=headers
+    )
+
+
+@pytest.mark.parametrize(
+    "marks",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        # An older browser: no Sec-Fetch-Site, but an Origin.
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://testserver.evil.example"},
+        # The Origin is only asked when Sec-Fetch-Site is missing.
+        {"Sec-Fetch-Site": "cross-site", "Origin": "http://testserver"},
+    ],
+)
+async def test_basic_mode_refuses_changes_a_page_of_another_site_makes_a_browser_send(
+    basic_client: httpx.AsyncClient, marks: dict[str, str]
+) -> None:
+    """A browser sends saved Basic credentials with a form another site posts."""
+    headers = {"Authorization": basic(USERNAME, PASSWORD), **marks}
+    response = await _purge(basic_client, headers)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+    assert "another site" in response.json()["error"]["message"]
+    # Reading is not refused: a page of another site cannot see the answer.
+    assert (await basic_client.get(ROUTE, headers=headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "marks",
+    [
+        {},  # an API client, or the frontend's server-side call
+        {"Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "none"},  # typed into the address bar
+        {"Origin": "http://testserver"},
+        # Behind a proxy that rewrites Host, the browser's own mark decides.
+        {"Sec-Fetch-Site": "same-origin", "Origin": "https://playlog.example.org"},
+    ],
+)
+async def test_basic_mode_accepts_changes_from_its_own_origin_and_api_clients(
+    basic_client: httpx.AsyncClient, marks: dict[str, str]
+) -> None:
+    response = await _purge(basic_client, {"Authorization": basic(USERNAME, PASSWORD), **marks})
+    assert response.status_code == 200
+    assert response.json()["deleted"] == 0
+
+
+async def test_token_mode_does_not_ask_where_a_request_comes_from(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    """A browser never sends a bearer token by itself, so no page can forge one."""
+    headers = {"Authorization": f"Bearer {admin_token}", "Sec-Fetch-Site": "cross-site"}
+    response = await _purge(client, headers)
     assert response.status_code == 200

@@ -268,6 +268,7 @@ async def test_a_wrong_token_changes_nothing_and_deny_goes_back_with_an_error(
     for wrong in ("plg_" + "x" * 43, "not-a-token", _token_of(personal) + "x"):
         refused = await _allow(web, request_id, wrong)
         assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == 'Bearer realm="playlog"'
         assert "not a valid personal access token" in refused.text
         assert wrong not in refused.text
     assert (

@@ -23,9 +23,11 @@ _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asct
 
 
 # Credentials that can appear in URLs or forms (an OAuth callback's query string ends up
-# in the access log): their values are replaced before any handler writes the line.
+# in the access log; the consent page's ``request`` id lets whoever has it answer a
+# pending sign-in): their values are replaced before any handler writes the line.
 _CREDENTIALS = re.compile(
-    r"\b(code|state|code_verifier|access_token|refresh_token|client_secret|token)=([^&\s\"']+)"
+    r"\b(code|state|code_verifier|access_token|refresh_token|client_secret|token|request)"
+    r"=([^&\s\"']+)"
 )
 # The same as JSON members (a token endpoint's answer quoted in an error), header values
 # (Authorization: Bearer …) and personal access tokens wherever they appear.

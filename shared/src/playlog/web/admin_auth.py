@@ -2,22 +2,30 @@
 
 Secrets are compared as SHA-256 digests with ``hmac.compare_digest``: constant time, and
 independent of the length of what the client sent.
+
+A browser keeps HTTP Basic credentials once entered and sends them with every request to
+the api, including one a page of another site makes it send (a form posted there). In
+basic mode, the admin routes therefore refuse state-changing requests that a browser
+marks as coming from another site; API clients and the frontend's server-side calls send
+no such marks.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fastapi import Request
 
-from playlog.errors import Unauthorized
+from playlog.errors import Forbidden, Unauthorized
 from playlog.settings import AdminAuthSettings
 
 REALM = "playlog"
+# Methods that change nothing, which a page of another site may make a browser send.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ class AdminAuthenticator:
 def _decode_basic(credentials: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64, not ASCII at all, or not UTF-8 once decoded
         decoded = ""
     username, separator, password = decoded.partition(":")
     if not separator:
@@ -87,4 +95,27 @@ def _decode_basic(credentials: str) -> tuple[str, str]:
 
 def require_admin(request: Request) -> AdminPrincipal:
     authenticator: AdminAuthenticator = request.app.state.admin_auth
-    return authenticator.authenticate(request.headers.get("authorization"))
+    principal = authenticator.authenticate(request.headers.get("authorization"))
+    if (
+        authenticator.mode == "basic"
+        and request.method not in _SAFE_METHODS
+        and _from_another_site(request)
+    ):
+        raise Forbidden(
+            "admin requests that change something are refused when a browser sends them "
+            "from another site's page"
+        )
+    return principal
+
+
+def _from_another_site(request: Request) -> bool:
+    """Whether a browser says this request comes from a page of another origin: its
+    ``Sec-Fetch-Site`` (every current browser sends it; right behind a proxy that
+    rewrites Host), else an ``Origin`` other than the host asked (``null`` included)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site.lower() not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    return urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower()

@@ -75,7 +75,11 @@ def _form(
         style=STYLE,
         error=f'<p class="error">{escape(error)}</p>' if error else "",
     )
-    return HTMLResponse(page, status, headers=HEADERS)
+    headers = dict(HEADERS)
+    if status == 401:
+        # The token is typed into the form, not sent as a header; the challenge says so.
+        headers["WWW-Authenticate"] = 'Bearer realm="playlog"'
+    return HTMLResponse(page, status, headers=headers)
 
 
 def _gone(request: Request) -> Response:
