@@ -143,6 +143,27 @@ async def test_a_job_whose_worker_died_is_run_again_and_resumes(
     assert await play_count(committed, user_id) == 36
 
 
+async def test_a_rerun_counts_a_member_the_file_holds_twice_once(
+    settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
+) -> None:
+    """Two copies of one history file: the run that stored them reported the second as
+    duplicates; a run after its worker died reports the same, not the plays twice."""
+    user_id, job_id, path = await queued_job(
+        committed, settings.upload_dir, status="running", attempts=1, lease_owner="dead/1"
+    )
+    records = export_records()[extended_member(0)]
+    write_zip(path, {extended_member(0): records, extended_member(1): records})
+    first = await import_export(db_engine, user_id, path, settings, job_id=job_id)
+    assert (first.plays_inserted, first.duplicates) == (12, 12)
+    await expire_lease(committed, job_id)
+    await run_once(worker(settings, db_engine, committed))
+    job = await job_row(committed, job_id)
+    assert job.status == "success"
+    assert job.report is not None
+    assert (job.report["plays_inserted"], job.report["duplicates"]) == (12, 12)
+    assert await play_count(committed, user_id) == 12
+
+
 async def test_a_job_that_keeps_dying_is_given_up(
     settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
 ) -> None:

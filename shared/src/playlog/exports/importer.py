@@ -145,6 +145,9 @@ class _Run:
         self.files: list[MemberReport] = [] if files is None else files
         self.totals = Totals()
         self.known_reports: dict[str, tuple[dict[str, Any], uuid.UUID | None]] = {}
+        # Digests of members an earlier run of this job stored that this run has counted
+        # as its own: a second copy of one in the same file is a duplicate, as it was then.
+        self._reclaimed: set[str] = set()
         self._transaction: Any = None
         # Why the database refused the current member, once it has.
         self._refused: str | None = None
@@ -277,8 +280,13 @@ class _Run:
         member = self.archive.members[message.index]
         stored, job_id = self.known_reports[message.digest]
         first = MemberReport.model_validate(stored)
-        if self.job_id is not None and job_id == self.job_id:
+        if (
+            self.job_id is not None
+            and job_id == self.job_id
+            and message.digest not in self._reclaimed
+        ):
             # Stored by an earlier run of this same job (its worker died): count it as ours.
+            self._reclaimed.add(message.digest)
             return first.model_copy(update={"name": member.name})
         return MemberReport(
             name=member.name,
