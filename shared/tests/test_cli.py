@@ -119,6 +119,25 @@ def test_unreachable_database_is_a_clear_error() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_output_to_a_closed_pipe_is_no_traceback() -> None:
+    """`playlog … | head` where head has stopped reading: a quiet exit."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(  # noqa: S603 - our own command
+            [*playlog_command(), "secrets", "generate-key"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1
+    assert result.stderr == ""
+
+
 def test_non_postgres_database_url_is_refused() -> None:
     result = playlog("db", "upgrade", env={"DATABASE_URL": "sqlite:///x.db"})
     assert result.returncode == 1

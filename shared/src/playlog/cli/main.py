@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -68,4 +69,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"playlog: error: {exc}")
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:
+        # Whoever read the output stopped early (`playlog import … --json | head`): the
+        # work is done; no traceback, and nothing more written to the closed pipe when
+        # the interpreter flushes it on the way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
     sys.exit(code)
