@@ -462,6 +462,43 @@ async def test_authorize_refuses_unknown_clients_and_redirects(web: httpx.AsyncC
     assert "location" not in elsewhere.headers
 
 
+def _authorize_params(client_id: str, redirect_uri: str = CALLBACK) -> dict[str, str]:
+    """An authorization request's parameters, with a fresh PKCE challenge."""
+    _, challenge = pkce_pair()
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+
+
+async def test_authorize_never_bounces_a_refused_request_to_the_client(
+    web: httpx.AsyncClient,
+) -> None:
+    """Anyone can register a client with any address: a refused request is shown here,
+    so a link to this host cannot be used to send a browser on to such an address."""
+    phish = "https://evil.example/phish"
+    client = await _register(web, redirect_uris=[phish])
+    params = {**_authorize_params(client["client_id"], phish), "state": "s"}
+    for bad in ({"scope": "nope"}, {"response_type": "token"}, {"state": "s" * 501}):
+        response = await web.get("/authorize", params={**params, **bad})
+        assert response.status_code == 400, bad
+        assert "location" not in response.headers
+        assert "evil.example" not in response.text
+        assert "This sign-in request cannot be used" in response.text
+        assert response.headers["cache-control"] == "no-store"
+    asked = await web.get(
+        "/authorize", params={**params, "scope": "nope"}, headers={"Accept": "application/json"}
+    )
+    assert (asked.status_code, asked.json()["error"]["code"]) == (400, "invalid_scope")
+    # A request it accepts still goes on to the consent page.
+    accepted = await web.get("/authorize", params=params)
+    assert accepted.status_code == 302
+    assert urlsplit(accepted.headers["location"]).path == "/oauth/consent"
+
+
 @pytest.mark.parametrize(
     "params",
     [{"request": "nope"}, {"request": "x" * 101}, {}],
@@ -546,21 +583,14 @@ async def test_no_token_is_issued_for_a_parent_revoked_after_consent(
 async def test_authorize_refuses_oversized_or_malformed_parameters(
     web: httpx.AsyncClient, db_session: AsyncSession
 ) -> None:
-    client = await _register(web)
-    _, challenge = pkce_pair()
-    base = {
-        "response_type": "code",
-        "client_id": client["client_id"],
-        "redirect_uri": CALLBACK,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
+    base = _authorize_params((await _register(web))["client_id"])
     for bad in (
         {"state": "s" * 501},
         {"code_challenge": "short"},
         {"resource": "https://elsewhere.example/mcp"},
     ):
         response = await web.get("/authorize", params={**base, **bad})
-        assert response.status_code == 302
-        assert "error=invalid_request" in response.headers["location"]
+        assert response.status_code == 400
+        assert "location" not in response.headers
+        assert "invalid_request" in response.text
     assert await db_session.scalar(select(func.count()).select_from(OAuthGrant)) == 0
