@@ -312,7 +312,7 @@ async def test_other_spotify_refusals_are_a_502(
     assert response.json()["error"]["message"] == "Spotify refused the call: Spotify 403: Forbidden"
     assert_clean(response)
     # What Spotify wrote is redacted and cut short.
-    chatty = f"Bearer BQD-secret-value for plg_{'A' * 40} " + "x" * 500
+    chatty = f"Bearer BQD-secret-value for plg_{'A' * 40} ada@example.org " + "x" * 500
     fake.answer("/v1/me/top/artists", {"error": {"status": 400, "message": chatty}}, 400)
     response = await live.get("/me/spotify-top", headers=ada_token, params={"entity": "artists"})
     assert response.status_code == 502
@@ -320,6 +320,8 @@ async def test_other_spotify_refusals_are_a_502(
     assert message.startswith("Spotify refused the call: Spotify 400: Bearer [redacted] for ")
     assert "BQD-secret" not in message
     assert "plg_" not in message
+    assert "ada@example.org" not in message
+    assert "[email]" in message
     assert len(message) == len("Spotify refused the call: ") + 200
     assert message.endswith("…")
 

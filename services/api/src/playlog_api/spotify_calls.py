@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from playlog.errors import BadGateway, RateLimited, ServiceUnavailable
-from playlog.logging import redact
 from playlog.spotify.client import SpotifyClient
 from playlog.spotify.errors import SpotifyError, SpotifyRateLimited, SpotifyUnavailable
+from playlog_api.cleaning import clean_text
 
 NOT_CONFIGURED = "Spotify is not configured on this server"
 REASON_LIMIT = 200
@@ -41,8 +41,6 @@ def spotify_failures() -> Iterator[None]:
         raise ServiceUnavailable("Spotify is unreachable right now: try again later") from None
     except SpotifyError as exc:
         # Messages of SpotifyError never carry a token (playlog.spotify.errors); the part
-        # Spotify wrote (its error's message) is redacted and cut all the same.
-        reason = redact(str(exc))
-        if len(reason) > REASON_LIMIT:
-            reason = reason[: REASON_LIMIT - 1] + "…"
+        # Spotify wrote (its error's message) is cleaned and cut all the same.
+        reason = clean_text(str(exc), REASON_LIMIT)
         raise BadGateway(f"Spotify refused the call: {reason}") from None

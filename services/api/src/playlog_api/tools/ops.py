@@ -8,7 +8,6 @@ stay out, and stored error messages are cleaned of file paths and credentials fi
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -17,23 +16,19 @@ from sqlalchemy import select, text
 
 from playlog.db.engine import db_now
 from playlog.db.models import ImportJob, JobRun, SyncCheckpoint
-from playlog.logging import redact
 from playlog.spotify.tokens import TokenState
 from playlog.web.pagination import matching
 from playlog_api.admin.imports import import_progress, safe_filename
 from playlog_api.admin.schemas import ImportJobStatus, ImportProgress, JobStatus, JobType
 from playlog_api.admin.users import spotify_status
+from playlog_api.cleaning import clean_text
 from playlog_api.history.schemas import Limit
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
 
 ERROR_LIMIT = 300
 STATS_KEYS = 20
 STATS_TEXT_LIMIT = 100
-# Absolute file paths (POSIX with at least two parts, or Windows): an OSError's message
-# names the upload's place on the server. URLs do not match: their slashes follow a
-# letter, a colon or another slash.
-_EMAILS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_PATHS = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"/]+/)+[^\s'\",;)]*|\b[A-Za-z]:\\[^\s'\",;)]+")
+
 
 # Two probes of the (user_id, played_at, …) index and sums over the per-track running
 # totals (one row per distinct track, not per play).
@@ -51,12 +46,7 @@ _STORED = text(
 def clean_error(message: str | None) -> str | None:
     """A stored error as a user may see it: credentials, e-mail addresses and file paths
     replaced, at most ``ERROR_LIMIT`` characters."""
-    if message is None:
-        return None
-    cleaned = _PATHS.sub("[path]", _EMAILS.sub("[email]", redact(message)))
-    if len(cleaned) > ERROR_LIMIT:
-        cleaned = cleaned[: ERROR_LIMIT - 1] + "…"
-    return cleaned
+    return None if message is None else clean_text(message, ERROR_LIMIT)
 
 
 def compact_stats(stats: dict[str, Any] | None) -> dict[str, Any]:
