@@ -226,19 +226,14 @@ async def refresh_for_queries(
     if rows_inserted <= 50 + 0.1 * float(known):
         return False
     tables = ", ".join(_REFRESHED)
+    # VACUUM cannot run in a transaction: the time-out is the session's, for these two.
+    await connection.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
     try:
-        async with connection.transaction():
-            await connection.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
-            await connection.execute("ANALYZE " + tables)
         # ANALYZE first: the members committed without waiting for the WAL
         # (begin_member), VACUUM marks a page all-visible only once the commits of its
-        # rows are on disk, and ANALYZE's own commit waits for everything before it.
-        # VACUUM cannot run in a transaction: the time-out is the session's.
-        await connection.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
-        try:
-            await connection.execute("VACUUM " + tables)
-        finally:
-            await connection.execute("RESET lock_timeout")
+        # rows are on disk, and ANALYZE's own commits wait for everything before them.
+        await connection.execute("ANALYZE " + tables)
+        await connection.execute("VACUUM " + tables)
     except asyncpg.PostgresError as exc:
         log.warning(
             "tables not analyzed and vacuumed after an import (%s, SQLSTATE %s); "
@@ -247,6 +242,8 @@ async def refresh_for_queries(
             exc.sqlstate,
         )
         return False
+    finally:
+        await connection.execute("RESET lock_timeout")
     return True
 
 
