@@ -92,7 +92,7 @@ def _storable(value: Any) -> Any:
     """``value`` with NULs and lone surrogates in its strings replaced: JSON may spell
     both, PostgreSQL's jsonb takes neither."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd").encode(errors="replace").decode()
+        return copydata.encode(value).decode()
     if isinstance(value, list):
         return [_storable(item) for item in value]
     if isinstance(value, dict):
