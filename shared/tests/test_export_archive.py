@@ -315,6 +315,37 @@ def test_a_bad_token_midway_names_the_records_before_it(tmp_path: Path) -> None:
     assert outcome.startswith("not valid JSON after record 2000: ")
 
 
+def test_numbers_beyond_a_double_skip_their_record_not_the_file(tmp_path: Path) -> None:
+    """A number no double holds (1e400) stops the bulk parser; the streaming parser reads
+    the rest of the file, an infinity skips its record as an invalid ms_played, and the
+    records after it, numbers written with a fraction included, read as in bulk."""
+    before = [json.dumps(track_play(f"2024-01-01T10:0{n}:00Z")) for n in range(3)]
+    numbers = [("1e400", "1"), ("-1e400", "2"), ("213000.0", "1e400"), ("1e-400", "[1.5]")]
+    after = [
+        f'{{"ts": "2024-01-01T11:0{n}:00Z", "ms_played": {ms}, "offline_timestamp": {offline},'
+        ' "spotify_track_uri": "spotify:track:4uLU6hMCjMI75M1A2tKUQC"}'
+        for n, (ms, offline) in enumerate(numbers)
+    ]
+    content = "[" + ",".join(before + after) + "]"
+    path = write_zip(tmp_path / "e.zip", {extended_member(): content.encode()})
+    records = read_all(path)[extended_member()]
+    assert isinstance(records, list)
+    assert [record["ms_played"] for record in records[3:]] == [
+        float("inf"),
+        float("-inf"),
+        213000.0,
+        0.0,
+    ]
+    assert records[5]["offline_timestamp"] == float("inf")
+    assert records[6]["offline_timestamp"] == [1.5]
+    assert all(type(record["ms_played"]) is float for record in records[3:])
+    rows = MemberRows("extended", set(), keep_sensitive=False)
+    for record in records:
+        rows.add(record)
+    assert dict(rows.skipped) == {"invalid_ms_played": 2}
+    assert [decode_stage_row(row)[2] for row in rows.rows] == [213_000] * 4 + [0]
+
+
 def test_records_become_rows_or_counted_skips() -> None:
     rows = MemberRows("extended", set(), keep_sensitive=False)
     for record in (

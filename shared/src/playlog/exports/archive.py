@@ -13,6 +13,7 @@ import re
 import zipfile
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal, Protocol
 
@@ -362,10 +363,24 @@ def _records(stream: _MemberStream, rest: bytes) -> Iterator[Any]:
     # After parsed records the rest starts at their separator: an empty object stands
     # in for them, so the streaming parser sees a well-formed array up to that point.
     prefix = b"[{}" if started else b"["
-    items = ijson.items(_Peeked(prefix + rest, stream), "item", use_float=True, buf_size=_CHUNK)
+    # Numbers come as Decimals (the float parser refuses one beyond a double's range, such
+    # as 1e400, and would fail the whole file for it) and are made floats, as the bulk
+    # parser gives them: out of range, an infinity, which the record checks refuse.
+    items = ijson.items(_Peeked(prefix + rest, stream), "item", use_float=False, buf_size=_CHUNK)
     if started:
         next(items, None)
-    yield from items
+    yield from map(_floats, items)
+
+
+def _floats(value: Any) -> Any:
+    """``value`` with the Decimals in it as floats."""
+    if value.__class__ is Decimal:
+        return float(value)
+    if value.__class__ is dict:
+        return {key: _floats(item) for key, item in value.items()}
+    if value.__class__ is list:
+        return [_floats(item) for item in value]
+    return value
 
 
 def _bulk(stream: _Chunks, rest: bytes) -> Generator[Any, None, tuple[bytes, bool]]:
