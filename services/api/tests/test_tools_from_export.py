@@ -1,0 +1,277 @@
+"""A generated export, imported, against the tools: every figure checked here is computed
+again from the export's raw JSON with the standard library and the counting rules
+(identity, repeats, the 30-second rule, music vs spoken word, local days in a zone with
+daylight saving), not with any code of the importer or of the analytics."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from playlog.exports.importer import import_export
+from playlog.settings import ImportSettings
+from playlog.testing.exports import delete_users_and_their_catalog
+
+BERLIN = ZoneInfo("Europe/Berlin")
+# The generator's listening ends on 2026-10-31; Berlin leaves summer time on 25 October.
+WINDOW = {"start": "2026-08-02", "end": "2026-10-31"}
+EARLIER = {"start": "2026-05-04", "end": "2026-08-01"}
+EARLY = {"start": "2017-01-01", "end": "2017-03-31"}
+ALL_TIME = {"start": "2016-01-01", "end": "2026-10-31"}
+LIMIT = 15
+_GENERATOR = Path(__file__).resolve().parents[3] / "scripts" / "export_generator.py"
+
+
+@dataclass(frozen=True)
+class Row:
+    at: datetime
+    key: tuple[str, ...]  # what makes a play unique with its time
+    kind: str  # music, episode or chapter
+    name: str
+    artist: str | None  # a track's artist, an episode's show, a chapter's book
+    ms: int
+
+    @property
+    def counted(self) -> bool:
+        return self.ms >= 30_000
+
+
+def _generate(path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("export_generator", _GENERATOR)
+    assert spec is not None
+    assert spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    # Its dataclasses look their module up while it loads.
+    sys.modules.setdefault(spec.name, generator)
+    spec.loader.exec_module(generator)
+    generator.generate_export(path, records=30_000, seed=11, family="extended")
+
+
+def _row(record: dict[str, Any]) -> Row | None:
+    try:
+        at = datetime.fromisoformat(record["ts"].replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    ms = record["ms_played"]
+    track, artist, album = (
+        record["master_metadata_track_name"],
+        record["master_metadata_album_artist_name"],
+        record["master_metadata_album_album_name"],
+    )
+    if uri := record["spotify_track_uri"]:
+        return Row(at, ("spotify", uri), "music", track, artist, ms)
+    if uri := record["spotify_episode_uri"]:
+        show = record["episode_show_name"]
+        return Row(at, ("spotify", uri), "episode", record["episode_name"], show, ms)
+    if uri := record["audiobook_chapter_uri"]:
+        book = record["audiobook_title"]
+        return Row(at, ("spotify", uri), "chapter", record["audiobook_chapter_title"], book, ms)
+    if track or artist or album:  # a local file: known by its names
+        return Row(at, ("local", track, artist, album), "music", track, artist, ms)
+    return None
+
+
+def read_export(path: Path) -> list[Row]:
+    """The plays a correct import stores: records with a time and an identity, once each."""
+    rows: dict[tuple[Any, ...], Row] = {}
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            if "__MACOSX" in name or "Streaming_History_Audio" not in name:
+                continue
+            for record in json.loads(archive.read(name).decode("utf-8-sig")):
+                row = _row(record)
+                if row is not None:
+                    rows.setdefault((row.at, row.key), row)
+    return list(rows.values())
+
+
+def _edges(window: dict[str, str]) -> tuple[datetime, datetime]:
+    """A window's first and last day as instants: Berlin midnights."""
+    start, last = (date.fromisoformat(window[edge]) for edge in ("start", "end"))
+    return (
+        datetime.combine(start, time(), BERLIN),
+        datetime.combine(last + timedelta(days=1), time(), BERLIN),
+    )
+
+
+def _in(rows: Iterable[Row], window: dict[str, str]) -> list[Row]:
+    start, end = _edges(window)
+    return [row for row in rows if start <= row.at < end]
+
+
+def _hours(ms: int) -> float:
+    return round(ms / 3_600_000, 2)
+
+
+def _top(rows: list[Row], group: Any, limit: int = LIMIT) -> list[tuple[Any, int, float]]:
+    """(group, plays, hours) of the groups with a play: most plays, then most time."""
+    plays: Counter[Any] = Counter()
+    ms: Counter[Any] = Counter()
+    for row in rows:
+        plays[group(row)] += row.counted
+        ms[group(row)] += row.ms
+    ranked = sorted((g for g in plays if plays[g]), key=lambda g: (-plays[g], -ms[g], str(g)))
+    return [(g, plays[g], _hours(ms[g])) for g in ranked[:limit]]
+
+
+@dataclass
+class Imported:
+    user_id: uuid.UUID
+    rows: list[Row]
+    headers: dict[str, str]
+    client: httpx.AsyncClient
+
+    async def ask(self, path: str, **params: Any) -> Any:
+        response = await self.client.get(
+            f"/history/users/{self.user_id}/{path}", headers=self.headers, params=params
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Row]]:
+    path = tmp_path_factory.mktemp("export") / "my_spotify_data.zip"
+    _generate(path)
+    return path, read_export(path)
+
+
+@pytest_asyncio.fixture
+async def imported(
+    db_engine: AsyncEngine,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    export: tuple[Path, list[Row]],
+) -> AsyncIterator[Imported]:
+    path, rows = export
+    async with db_engine.begin() as connection:
+        user_id = (
+            await connection.execute(
+                text(
+                    "INSERT INTO users (display_name, timezone)"
+                    " VALUES ('exported', 'Europe/Berlin') RETURNING id"
+                )
+            )
+        ).scalar_one()
+    try:
+        report = await import_export(db_engine, user_id, path, ImportSettings())
+        assert report.plays_inserted + report.skips_inserted == len(rows)
+        yield Imported(user_id, rows, admin, client)
+    finally:
+        await delete_users_and_their_catalog(db_engine, [user_id])
+
+
+async def test_the_export_is_what_the_raw_records_say(imported: Imported) -> None:
+    rows = imported.rows
+    music = [row for row in rows if row.kind == "music"]
+    assert len(rows) > 25_000
+    assert {row.kind for row in rows} == {"music", "episode", "chapter"}
+    body = await imported.ask("taste-summary", **ALL_TIME)
+    assert body["plays"] == sum(row.counted for row in rows)
+    assert body["totals"]["skips"] == sum(not row.counted for row in rows)
+    assert body["totals"]["listening_hours"] == _hours(sum(row.ms for row in rows))
+    assert body["unique_tracks"] == len({row.key for row in music if row.counted})
+    assert body["unique_artists"] == len({row.artist for row in music if row.counted})
+
+
+async def test_top_lists_and_heatmap_of_ninety_days_across_a_clock_change(
+    imported: Imported,
+) -> None:
+    window = _in(imported.rows, WINDOW)
+    music = [row for row in window if row.kind == "music"]
+    assert len(music) > 300
+
+    artists = (await imported.ask("top-artists", limit=LIMIT, **WINDOW))["artists"]
+    assert [(a["name"], a["plays"], a["hours"]) for a in artists] == _top(
+        music, lambda row: row.artist
+    )
+    tracks = (await imported.ask("top-tracks", limit=LIMIT, **WINDOW))["tracks"]
+    expected = _top(music, lambda row: row.key)
+    names = {row.key: (row.name, row.artist) for row in music}
+    assert [(t["name"], t["artist"], t["plays"], t["hours"]) for t in tracks] == [
+        (*names[key], plays, hours) for key, plays, hours in expected
+    ]
+
+    heatmap = (await imported.ask("heatmap", **WINDOW))["heatmap"]
+    grid = [[0] * 24 for _ in range(7)]
+    for row in window:
+        local = row.at.astimezone(BERLIN)
+        grid[local.isoweekday() - 1][local.hour] += row.counted
+    assert heatmap["plays"] == grid
+
+
+async def test_skips_podcasts_and_discoveries_of_ninety_days(imported: Imported) -> None:
+    window = _in(imported.rows, WINDOW)
+
+    skips = await imported.ask("skips", **WINDOW)
+    assert (skips["rows"], skips["plays"], skips["skips"]) == (
+        len(window),
+        sum(row.counted for row in window),
+        sum(not row.counted for row in window),
+    )
+
+    podcasts = await imported.ask("podcasts", limit=5, **WINDOW)
+    episodes = [row for row in window if row.kind == "episode"]
+    assert podcasts["totals"]["plays"] == sum(row.counted for row in episodes)
+    assert podcasts["totals"]["hours"] == _hours(sum(row.ms for row in episodes))
+    show_ms: Counter[str | None] = Counter()
+    for row in episodes:
+        show_ms[row.artist] += row.ms
+    top_shows = sorted(show_ms.items(), key=lambda item: (-item[1], str(item[0])))[:5]
+    assert [(s["show"], s["hours"]) for s in podcasts["shows"]] == [
+        (show, _hours(ms)) for show, ms in top_shows
+    ]
+
+    # New: music whose first play (skips never count) over all time falls in the window;
+    # asked of a window early in the history, where much is new.
+    first_of_track: dict[tuple[str, ...], datetime] = {}
+    first_of_artist: dict[str | None, datetime] = {}
+    for row in sorted(imported.rows, key=lambda row: row.at):
+        if row.kind == "music" and row.counted:
+            first_of_track.setdefault(row.key, row.at)
+            first_of_artist.setdefault(row.artist, row.at)
+    start, end = _edges(EARLY)
+    new = {key for key, at in first_of_track.items() if start <= at < end}
+    early = _in(imported.rows, EARLY)
+    counts = (await imported.ask("discoveries", **EARLY))["counts"]
+    assert counts["new_tracks"] == len(new) > 50
+    assert counts["new_track_plays"] == sum(row.counted for row in early if row.key in new)
+    assert counts["new_artists"] == sum(start <= at < end for at in first_of_artist.values())
+    assert counts["window_plays"] == sum(row.counted for row in early)
+
+
+async def test_compare_periods_side_by_side(imported: Imported) -> None:
+    body = await imported.ask(
+        "compare-periods",
+        a_start=WINDOW["start"],
+        a_end=WINDOW["end"],
+        b_start=EARLIER["start"],
+        b_end=EARLIER["end"],
+        limit=5,
+    )
+    for side, window in (("a", WINDOW), ("b", EARLIER)):
+        rows = _in(imported.rows, window)
+        period = body[side]
+        assert period["plays"] == sum(row.counted for row in rows)
+        assert period["skips"] == sum(not row.counted for row in rows)
+        music = [row for row in rows if row.kind == "music"]
+        assert [a["name"] for a in period["top_artists"]] == [
+            name for name, _, _ in _top(music, lambda row: row.artist, 5)
+        ]
+    assert body["change"]["plays_delta"] == body["a"]["plays"] - body["b"]["plays"]
