@@ -445,6 +445,11 @@ def test_sensitive_fields_are_kept_only_when_asked() -> None:
         '{"ip_addr": "192.0.2.10", "username": "someone", "conn_country": "DE", '
         '"platform": "android"}'
     )
+    # An infinity (1e400 in the file) has no JSON spelling that jsonb takes: a null.
+    rows.add(track_play("2024-01-01T10:05:00Z", ip_addr=float("inf"), platform=[float("-inf")]))
+    assert decode_stage_row(rows.rows[1])[-1] == (
+        '{"ip_addr": null, "conn_country": "DE", "platform": [null]}'
+    )
 
 
 def test_account_data_rows_use_names_and_minutes() -> None:

@@ -8,6 +8,7 @@ that cannot be a play is counted under a reason and never stored.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -89,10 +90,13 @@ def _time(value: object) -> datetime | None:
 
 
 def _storable(value: Any) -> Any:
-    """``value`` with NULs and lone surrogates in its strings replaced: JSON may spell
-    both, PostgreSQL's jsonb takes neither."""
+    """``value`` with NULs and lone surrogates in its strings replaced and infinities (a
+    number beyond a double's range, such as 1e400) as nulls: JSON may spell all three,
+    PostgreSQL's jsonb takes none."""
     if isinstance(value, str):
         return copydata.encode(value).decode()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, list):
         return [_storable(item) for item in value]
     if isinstance(value, dict):
@@ -201,7 +205,9 @@ class MemberRows:
         if self._keep_sensitive:
             kept = {key: record[key] for key in SENSITIVE_FIELDS if get(key) is not None}
             sensitive = json.dumps(kept) if kept else None
-            if sensitive is not None and ("\\u0000" in sensitive or "\\ud" in sensitive):
+            if sensitive is not None and (
+                "\\u0000" in sensitive or "\\ud" in sensitive or "Infinity" in sensitive
+            ):
                 sensitive = json.dumps(_storable(kept))
         start, end = get("reason_start"), get("reason_end")
         shuffle, skipped = get("shuffle"), get("skipped")
