@@ -183,8 +183,10 @@ def test_an_import_survives_a_kill_9_of_its_collector(
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     first = _collector(env, "collector-killed", first_log)
     try:
+        # Killed once its first member is stored: the progress figures come a second
+        # apart, and by the first of them a fast machine has parsed the whole file.
         running = _wait_for(
-            url, job_id, first, first_log, lambda job: job[0] == "running" and job[1] > 0
+            url, job_id, first, first_log, lambda job: job[0] == "running" and job[4] > 0
         )
         reader = [
             child
