@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from playlog_api.history import queries
-from playlog_api.history.queries import Day
 from playlog_api.history.totals import Scope, open_scope
 from playlog_api.history.window import WindowArgs, WindowView
 from playlog_api.tools.registry import ToolContext, tool
@@ -49,11 +48,14 @@ class CoverageResult(BaseModel):
     coverage: Coverage
 
 
-async def coverage(context: ToolContext, scope: Scope, days: list[Day] | None = None) -> Coverage:
-    """Coverage of the window; ``days`` when the caller already has them from ``hourly``."""
+async def coverage(
+    context: ToolContext, scope: Scope, hourly: queries.Hourly | None = None
+) -> Coverage:
+    """Coverage of the window; ``hourly`` when the caller already has it."""
     session = context.session
-    if days is None:
-        days = (await queries.hourly(session, scope)).days
+    if hourly is None:
+        hourly = await queries.hourly(session, scope)
+    days = hourly.days
     bounds = (
         await session.execute(
             text(
@@ -80,7 +82,7 @@ async def coverage(context: ToolContext, scope: Scope, days: list[Day] | None = 
         first_played_at=bounds[0],
         last_played_at=bounds[1],
         days=scope.window.view.days,
-        active_days=sum(1 for day in days if day.plays > 0),
+        active_days=hourly.totals.active_days,
         days_with_rows=len(days),
         longest_silence_days=_longest_silence([day.day for day in days]),
         rows_by_source={"spotify_api": api, "import_zip": total - api},

@@ -62,7 +62,7 @@ async def history_taste_summary(context: ToolContext, args: LimitedWindowArgs) -
         top_tracks=music.top_tracks,
         repeat=music.repeat,
         heatmap=hourly.heatmap,
-        coverage=await coverage(context, scope, hourly.days),
+        coverage=await coverage(context, scope, hourly),
         audio_profile=None,
         clusters=None,
     )
