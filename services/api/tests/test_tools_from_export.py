@@ -145,21 +145,15 @@ class Imported:
         return response.json()
 
 
-@pytest.fixture(scope="module")
-def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Row]]:
+@pytest_asyncio.fixture(scope="module")
+async def exported_user(
+    db_engine: AsyncEngine, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[uuid.UUID, list[Row]]]:
+    """A committed user in Berlin with the export imported once for every test here,
+    and the plays a correct import stores, read from the same ZIP."""
     path = tmp_path_factory.mktemp("export") / "my_spotify_data.zip"
     _generate(path)
-    return path, read_export(path)
-
-
-@pytest_asyncio.fixture
-async def imported(
-    db_engine: AsyncEngine,
-    client: httpx.AsyncClient,
-    admin: dict[str, str],
-    export: tuple[Path, list[Row]],
-) -> AsyncIterator[Imported]:
-    path, rows = export
+    rows = read_export(path)
     async with db_engine.begin() as connection:
         user_id = (
             await connection.execute(
@@ -172,9 +166,17 @@ async def imported(
     try:
         report = await import_export(db_engine, user_id, path, ImportSettings())
         assert report.plays_inserted + report.skips_inserted == len(rows)
-        yield Imported(user_id, rows, admin, client)
+        yield user_id, rows
     finally:
         await delete_users_and_their_catalog(db_engine, [user_id])
+
+
+@pytest.fixture
+def imported(
+    exported_user: tuple[uuid.UUID, list[Row]], client: httpx.AsyncClient, admin: dict[str, str]
+) -> Imported:
+    user_id, rows = exported_user
+    return Imported(user_id, rows, admin, client)
 
 
 async def test_the_export_is_what_the_raw_records_say(imported: Imported) -> None:
