@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 import zoneinfo
-from functools import lru_cache
+from functools import cache
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,7 @@ from playlog.history.hours import zone_hour_start
 MAX_NAME_LENGTH = 200
 
 
-@lru_cache(maxsize=1)
+@cache
 def _zone_names() -> frozenset[str]:
     # The zones of the IANA database, without the "right/" and "posix/" copies (the
     # former count leap seconds, which PostgreSQL honours and Python does not, so their
