@@ -19,6 +19,8 @@ RSS this script had when it forked, the generator's included.)
 Each line is printed with its targets, "met" or "MISSED" (a missed target does not fail
 the run: this measures). Stored plays, and each report's records, skip reasons, history
 files and time span, are checked against the generator's ground truth; a mismatch fails.
+Each run is framed by a machine check (harness.machine_check): this shared machine's
+speed drifts by the hour, and those figures say how fast it ran.
 
     .venv/bin/python scripts/bench_import.py --records 1000000 --runs 3
 """
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from export_generator import generate_export
-from harness import Database, scratch_database
+from harness import Database, machine_check, scratch_database
 from sqlalchemy import text
 
 from playlog.testing.processes import playlog_command
@@ -204,6 +206,7 @@ async def bench(args: argparse.Namespace, path: Path, truth: dict[str, Any]) -> 
     full: list[Run] = []
     for attempt in range(args.runs):
         async with scratch_database() as database:
+            print(await machine_check(database.engine))
             user_id = await new_user(database)
             first.append(import_once(database, user_id, path))
             stored = await plays(database)
@@ -212,6 +215,7 @@ async def bench(args: argparse.Namespace, path: Path, truth: dict[str, Any]) -> 
             await forget_digests(database)
             full.append(import_once(database, user_id, path))
             after_full = await plays(database)
+            print(await machine_check(database.engine))
         report = first[-1].report
         skips = int(truth["under_30s"])
         print(

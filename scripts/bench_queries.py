@@ -11,7 +11,8 @@ The user lives in Europe/Berlin. Every tool that takes a zone is then timed agai
 same user moved to Asia/Kolkata (+05:30: the hour totals are rebuilt at minute 30, and the
 rebuild is timed), and once with a tz=Asia/Kolkata override for the Berlin user, which
 buckets the raw plays (no target: an override into a zone whose hours start at another
-minute than the user's is the slow path).
+minute than the user's is the slow path). A machine check (harness.machine_check) before
+and after says how fast this shared machine ran meanwhile: its speed drifts by the hour.
 
     .venv/bin/python scripts/bench_queries.py --records 1000000 --calls 30
     .venv/bin/python scripts/bench_queries.py --database-url postgresql://…/db --user ID
@@ -40,7 +41,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 from cryptography.fernet import Fernet
 from export_generator import generate_export
-from harness import scratch_database
+from harness import machine_check, scratch_database
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -220,7 +221,8 @@ async def bench(
         ).one()
         issued = await create_token(session, uuid.UUID(user), "bench")
         await session.commit()
-    print(f"user {user}: {plays:,} stored rows, latest {last:%Y-%m-%d}\n")
+    print(f"user {user}: {plays:,} stored rows, latest {last:%Y-%m-%d}")
+    print(await machine_check(engine) + "\n")
     settings = ApiSettings(
         database_url=url,
         token_encryption_key=Fernet.generate_key().decode(),
@@ -251,6 +253,7 @@ async def bench(
     async with sessionmaker() as session:
         await revoke_token(session, uuid.UUID(user), issued.token.id)
         await session.commit()
+    print("\n" + await machine_check(engine))
     await engine.dispose()
     misses = timer.misses
     print("\nall targets met" if not misses else f"\nover target: {', '.join(misses)}")

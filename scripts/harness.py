@@ -2,7 +2,8 @@
 
 A throwaway database (on ``TEST_DATABASE_URL`` when set, else an embedded server in a
 temporary folder), a Spotify stand-in process with simulated listeners and fault
-controls, users connected to it through the real OAuth flow, and collector processes.
+controls, users connected to it through the real OAuth flow, collector processes, and a
+check of how fast the machine is running.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from playlog.crypto import TokenCipher
@@ -167,3 +170,36 @@ def collector_env(database: Database, stand_in: StandIn, key: str, **extra: str)
         "LOG_DB_LEVEL": "WARNING",
         **extra,
     }
+
+
+# Fixed work for machine_check: a pure-Python loop, and a grouping the database does alone.
+_CHECK_ROUNDS = 7
+_CHECK_SQL = (
+    "SELECT count(*) FROM (SELECT i % 1000, count(*), sum(i) FROM generate_series(1, 500000) i"
+    " GROUP BY 1) g"
+)
+
+
+def _python_work() -> int:
+    return sum(i * i for i in range(500_000))
+
+
+async def machine_check(engine: AsyncEngine) -> str:
+    """How fast this machine runs right now: medians of fixed work in Python and in
+    PostgreSQL, in ms. A shared 2-core machine's speed drifts by hour (the same benchmark
+    has measured twice as slow on a slow hour), so each benchmark prints this before and
+    after its figures: runs compare fairly only at similar checks."""
+    python, sql = [], []
+    async with engine.connect() as connection:
+        for _ in range(_CHECK_ROUNDS):
+            started = time.perf_counter()
+            _python_work()
+            python.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            await connection.execute(text(_CHECK_SQL))
+            sql.append((time.perf_counter() - started) * 1000)
+    return (
+        f"machine check: Python {statistics.median(python):.0f} ms, "
+        f"PostgreSQL {statistics.median(sql):.0f} ms (fixed work, medians of {_CHECK_ROUNDS}; "
+        "lower is faster)"
+    )
