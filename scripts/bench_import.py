@@ -37,7 +37,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from export_generator import generate_export
 from harness import Database, machine_check, scratch_database
 from sqlalchemy import text
 
+from playlog.testing.exports import report_mismatches
 from playlog.testing.processes import playlog_command
 
 # The docstring's targets: records/s of a first import and of a re-import of the same
@@ -168,37 +168,6 @@ def line(label: str, runs: list[Run], rate_target: int | None) -> str:
     )
 
 
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def mismatches(report: dict[str, Any], truth: dict[str, Any]) -> list[str]:
-    """What a report (of any of the three imports: all see every record) says differently
-    from the generator's ground truth."""
-    skipped = {"bad_timestamp": truth["bad_timestamp"], "no_identity": truth["no_identity"]}
-    expected: dict[str, Any] = {
-        "records_seen": truth["records"],
-        "skipped": {reason: count for reason, count in sorted(skipped.items()) if count},
-        "files": truth["per_member"],
-        "formats": sorted(truth["formats"]),
-        "earliest": _when(truth["earliest"]),
-        "latest": _when(truth["latest"]),
-    }
-    found = {
-        "records_seen": report["records_seen"],
-        "skipped": report["skipped"],
-        "files": {member["name"]: member["records"] for member in report["files"]},
-        "formats": report["formats"],
-        "earliest": _when(report["earliest"]),
-        "latest": _when(report["latest"]),
-    }
-    return [
-        f"{key}: {found[key]!r}, truth {expected[key]!r}"
-        for key in expected
-        if found[key] != expected[key]
-    ]
-
-
 async def bench(args: argparse.Namespace, path: Path, truth: dict[str, Any]) -> None:
     expected = int(truth["distinct_plays"])
     first: list[Run] = []
@@ -230,7 +199,7 @@ async def bench(args: argparse.Namespace, path: Path, truth: dict[str, Any]) -> 
         if (report["plays_inserted"], report["skips_inserted"]) != (expected - skips, skips):
             raise SystemExit("the plays and skips reported differ from the ground truth")
         for label, run in (("first import", first), ("re-import", again), ("full re-import", full)):
-            if wrong := mismatches(run[-1].report, truth):
+            if wrong := report_mismatches(run[-1].report, truth):
                 raise SystemExit(
                     f"the {label} report differs from the ground truth:\n  " + "\n  ".join(wrong)
                 )

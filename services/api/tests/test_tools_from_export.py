@@ -5,9 +5,7 @@ daylight saving), not with any code of the importer or of the analytics."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import uuid
 import zipfile
 from collections import Counter
@@ -26,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from playlog.exports.importer import import_export
 from playlog.settings import ImportSettings
-from playlog.testing.exports import delete_users_and_their_catalog
+from playlog.testing.exports import delete_users_and_their_catalog, generate_export
 
 BERLIN = ZoneInfo("Europe/Berlin")
 # The generator's listening ends on 2026-10-31; Berlin leaves summer time on 25 October.
@@ -35,7 +33,6 @@ EARLIER = {"start": "2026-05-04", "end": "2026-08-01"}
 EARLY = {"start": "2017-01-01", "end": "2017-03-31"}
 ALL_TIME = {"start": "2016-01-01", "end": "2026-10-31"}
 LIMIT = 15
-_GENERATOR = Path(__file__).resolve().parents[3] / "scripts" / "export_generator.py"
 
 
 @dataclass(frozen=True)
@@ -50,17 +47,6 @@ class Row:
     @property
     def counted(self) -> bool:
         return self.ms >= 30_000
-
-
-def _generate(path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("export_generator", _GENERATOR)
-    assert spec is not None
-    assert spec.loader is not None
-    generator = importlib.util.module_from_spec(spec)
-    # Its dataclasses look their module up while it loads.
-    sys.modules.setdefault(spec.name, generator)
-    spec.loader.exec_module(generator)
-    generator.generate_export(path, records=30_000, seed=11, family="extended")
 
 
 def _row(record: dict[str, Any]) -> Row | None:
@@ -152,7 +138,7 @@ async def exported_user(
     """A committed user in Berlin with the export imported once for every test here,
     and the plays a correct import stores, read from the same ZIP."""
     path = tmp_path_factory.mktemp("export") / "my_spotify_data.zip"
-    _generate(path)
+    generate_export(path, records=30_000, seed=11, family="extended")
     rows = read_export(path)
     async with db_engine.begin() as connection:
         user_id = (

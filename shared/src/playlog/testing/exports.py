@@ -1,13 +1,19 @@
-"""Small Spotify export ZIPs for tests: records of both families and hostile archives."""
+"""Spotify export ZIPs for tests: records of both families, hostile archives, and the
+project's synthetic export generator (``scripts/export_generator.py``) with a check of an
+import report against the generator's ground truth."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import struct
+import sys
 import zipfile
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from sqlalchemy import text
@@ -163,3 +169,58 @@ def decode_stage_row(row: bytes) -> tuple[Any, ...]:
         *(None if flag is None else flag == b"\x01" for flag in flags),
         None if sensitive is None else sensitive[1:].decode(),  # after jsonb's version
     )
+
+
+# The generator is a script of the source checkout, beside the packages.
+GENERATOR = Path(__file__).resolve().parents[4] / "scripts" / "export_generator.py"
+
+
+@cache
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("export_generator", GENERATOR)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Its dataclasses look their module up while it loads.
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def generate_export(path: Path, **options: Any) -> dict[str, Any]:
+    """Writes a synthetic export (the generator's ``generate_export``: ``records``,
+    ``seed``, ``family``, ``traps``) and returns its ground truth as a dict."""
+    truth: dict[str, Any] = vars(_generator().generate_export(path, **options))
+    return truth
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def report_mismatches(report: Mapping[str, Any], truth: Mapping[str, Any]) -> list[str]:
+    """What an import report (``ImportReport.model_dump(mode="json")`` or the CLI's
+    ``--json``, of a first import or a re-import: each reads every record) says
+    differently from the generator's truth."""
+    skipped = {"bad_timestamp": truth["bad_timestamp"], "no_identity": truth["no_identity"]}
+    expected: dict[str, Any] = {
+        "records_seen": truth["records"],
+        "skipped": {reason: count for reason, count in sorted(skipped.items()) if count},
+        "files": truth["per_member"],
+        "formats": sorted(truth["formats"]),
+        "earliest": _when(truth["earliest"]),
+        "latest": _when(truth["latest"]),
+    }
+    found = {
+        "records_seen": report["records_seen"],
+        "skipped": report["skipped"],
+        "files": {member["name"]: member["records"] for member in report["files"]},
+        "formats": report["formats"],
+        "earliest": _when(report["earliest"]),
+        "latest": _when(report["latest"]),
+    }
+    return [
+        f"{key}: {found[key]!r}, truth {expected[key]!r}"
+        for key in expected
+        if found[key] != expected[key]
+    ]
