@@ -5,6 +5,7 @@ daylight saving), not with any code of the importer or of the analytics."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 import zipfile
@@ -32,6 +33,7 @@ WINDOW = {"start": "2026-08-02", "end": "2026-10-31"}
 EARLIER = {"start": "2026-05-04", "end": "2026-08-01"}
 EARLY = {"start": "2017-01-01", "end": "2017-03-31"}
 ALL_TIME = {"start": "2016-01-01", "end": "2026-10-31"}
+YEAR = 2025
 LIMIT = 15
 
 
@@ -43,6 +45,7 @@ class Row:
     name: str
     artist: str | None  # a track's artist, an episode's show, a chapter's book
     ms: int
+    album: str | None = None  # music only
 
     @property
     def counted(self) -> bool:
@@ -61,7 +64,7 @@ def _row(record: dict[str, Any]) -> Row | None:
         record["master_metadata_album_album_name"],
     )
     if uri := record["spotify_track_uri"]:
-        return Row(at, ("spotify", uri), "music", track, artist, ms)
+        return Row(at, ("spotify", uri), "music", track, artist, ms, album)
     if uri := record["spotify_episode_uri"]:
         show = record["episode_show_name"]
         return Row(at, ("spotify", uri), "episode", record["episode_name"], show, ms)
@@ -69,7 +72,7 @@ def _row(record: dict[str, Any]) -> Row | None:
         book = record["audiobook_title"]
         return Row(at, ("spotify", uri), "chapter", record["audiobook_chapter_title"], book, ms)
     if track or artist or album:  # a local file: known by its names
-        return Row(at, ("local", track, artist, album), "music", track, artist, ms)
+        return Row(at, ("local", track, artist, album), "music", track, artist, ms, album)
     return None
 
 
@@ -263,3 +266,84 @@ async def test_compare_periods_side_by_side(imported: Imported) -> None:
             name for name, _, _ in _top(music, lambda row: row.artist, 5)
         ]
     assert body["change"]["plays_delta"] == body["a"]["plays"] - body["b"]["plays"]
+
+
+def _local_days(rows: Iterable[Row]) -> dict[date, list[Row]]:
+    days: dict[date, list[Row]] = {}
+    for row in rows:
+        days.setdefault(row.at.astimezone(BERLIN).date(), []).append(row)
+    return days
+
+
+async def test_a_year_in_review(imported: Imported) -> None:
+    rows = _in(imported.rows, {"start": f"{YEAR}-01-01", "end": f"{YEAR}-12-31"})
+    music = [row for row in rows if row.kind == "music"]
+    body = await imported.ask("year-in-review", year=YEAR, limit=5)
+    assert (body["plays"], body["skips"], body["listening_hours"]) == (
+        sum(row.counted for row in rows),
+        sum(not row.counted for row in rows),
+        _hours(sum(row.ms for row in rows)),
+    )
+    assert body["unique_tracks"] == len({row.key for row in music if row.counted})
+    assert body["unique_artists"] == len({row.artist for row in music if row.counted})
+    albums = _top([row for row in music if row.album], lambda row: (row.album, row.artist), 5)
+    assert [(a["album"], a["artist"], a["plays"], a["hours"]) for a in body["top_albums"]] == [
+        (*album, plays, hours) for album, plays, hours in albums
+    ]
+
+    days = _local_days(rows)
+    months = [
+        (month, sum(r.counted for d, day in days.items() if d.month == month for r in day))
+        for month in range(1, 13)
+    ]
+    assert [(m["month"], m["plays"]) for m in body["months"]] == months
+    assert [m["hours"] for m in body["months"]] == [
+        _hours(sum(r.ms for d, day in days.items() if d.month == month for r in day))
+        for month in range(1, 13)
+    ]
+    # Busiest: most plays, then most time, then the earlier day.
+    active = sorted(d for d, day in days.items() if any(r.counted for r in day))
+    assert body["active_days"] == len(active)
+    busiest = min(
+        active,
+        key=lambda d: (-sum(r.counted for r in days[d]), -sum(r.ms for r in days[d]), d),
+    )
+    assert body["busiest_day"] == {
+        "date": str(busiest),
+        "plays": sum(r.counted for r in days[busiest]),
+        "hours": _hours(sum(r.ms for r in days[busiest])),
+    }
+    # Longest streak of active days; the earliest of equals.
+    runs: list[list[date]] = []
+    for d in active:
+        if runs and d - runs[-1][-1] == timedelta(days=1):
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    longest = max(runs, key=len)
+    assert body["longest_streak"] == {
+        "days": len(longest),
+        "start": str(longest[0]),
+        "end": str(longest[-1]),
+    }
+
+
+async def test_the_repeat_rate_of_ninety_days(imported: Imported) -> None:
+    window = _in(imported.rows, WINDOW)
+    plays = Counter(row.key for row in window if row.kind == "music" and row.counted)
+    body = await imported.ask("repeat-rate", limit=5, **WINDOW)
+    total = sum(plays.values())
+    assert (body["plays"], body["unique_tracks"]) == (total, len(plays))
+    assert body["repeat_rate"] == round(1 - len(plays) / total, 4)
+    assert body["tracks_played_once"] == sum(n == 1 for n in plays.values())
+    assert body["tracks_played_10_plus"] == sum(n >= 10 for n in plays.values())
+    assert body["most_plays_of_one_track"] == max(plays.values())
+    # On repeat: a music play right after a play of the same track, among the window's
+    # plays of every kind in order (skips are no listen: they neither count nor break it).
+    listened = sorted((row for row in window if row.counted), key=lambda row: row.at)
+    repeats = sum(
+        1
+        for before, row in itertools.pairwise(listened)
+        if row.kind == "music" and row.key == before.key
+    )
+    assert body["consecutive_repeats"] == repeats > 0
