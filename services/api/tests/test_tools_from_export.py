@@ -347,3 +347,40 @@ async def test_the_repeat_rate_of_ninety_days(imported: Imported) -> None:
         if row.kind == "music" and row.key == before.key
     )
     assert body["consecutive_repeats"] == repeats > 0
+
+
+async def test_coverage_of_ninety_days_and_a_search_over_all_time(imported: Imported) -> None:
+    window = _in(imported.rows, WINDOW)
+    days = _local_days(window)
+    body = (await imported.ask("coverage", **WINDOW))["coverage"]
+    with_rows = sorted(days)
+    assert (body["days"], body["days_with_rows"], body["active_days"]) == (
+        (date.fromisoformat(WINDOW["end"]) - date.fromisoformat(WINDOW["start"])).days + 1,
+        len(with_rows),
+        sum(any(row.counted for row in day) for day in days.values()),
+    )
+    assert body["longest_silence_days"] == max(
+        (after - before).days - 1 for before, after in itertools.pairwise(with_rows)
+    )
+    assert body["rows_by_source"] == {"spotify_api": 0, "import_zip": len(window)}
+    first, last = min(row.at for row in window), max(row.at for row in window)
+    assert (body["first_played_at"], body["last_played_at"]) == (
+        first.isoformat().replace("+00:00", "Z"),
+        last.isoformat().replace("+00:00", "Z"),
+    )
+
+    # Music whose primary artist's name contains the text, any case.
+    query = "okafor"
+    matching = [
+        row
+        for row in imported.rows
+        if row.kind == "music" and row.artist and query in row.artist.casefold()
+    ]
+    found = await imported.ask("search", query=query, field="artist", days=36500)
+    assert found["totals"] == {
+        "plays": sum(row.counted for row in matching),
+        "skips": sum(not row.counted for row in matching),
+        "hours": _hours(sum(row.ms for row in matching)),
+        "tracks": len({row.key for row in matching}),
+    }
+    assert found["totals"]["plays"] > 10
