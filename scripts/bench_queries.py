@@ -13,6 +13,8 @@ rebuild is timed), and once with a tz=Asia/Kolkata override for the Berlin user,
 buckets the raw plays (no target: an override into a zone whose hours start at another
 minute than the user's is the slow path). A machine check (harness.machine_check) before
 and after says how fast this shared machine ran meanwhile: its speed drifts by the hour.
+Timing starts after a CHECKPOINT, so that the writes an import leaves behind are not
+timed with the first tools.
 
     .venv/bin/python scripts/bench_queries.py --records 1000000 --calls 30
     .venv/bin/python scripts/bench_queries.py --database-url postgresql://…/db --user ID
@@ -43,6 +45,7 @@ from cryptography.fernet import Fernet
 from export_generator import generate_export
 from harness import machine_check, scratch_database
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from playlog.access_tokens import create_token, generate_token, revoke_token
@@ -169,6 +172,21 @@ def target(tool: Tool[Any, Any], label: str) -> float:
     return all_time if label.startswith("all time") else ninety
 
 
+async def settle(engine: AsyncEngine) -> str:
+    """Writes out the pages an import left to the server's checkpointer, so that no
+    timing overlaps a checkpoint the import started (a million-row import writes about a
+    gigabyte of WAL, and a checkpoint spreads its writes over minutes). Needs a superuser
+    or pg_checkpoint."""
+    started = time.perf_counter()
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("CHECKPOINT"))
+    except DBAPIError as exc:
+        refused = type(exc.orig).__name__
+        return f"no CHECKPOINT ({refused}): a running checkpoint may slow the first tools"
+    return f"CHECKPOINT before timing: {time.perf_counter() - started:.1f} s"
+
+
 async def move(sessionmaker: async_sessionmaker[AsyncSession], user: str, zone: str) -> float:
     """Moves the user to ``zone``; returns the seconds the hour totals' rebuild took."""
     async with sessionmaker() as session:
@@ -222,6 +240,7 @@ async def bench(
         issued = await create_token(session, uuid.UUID(user), "bench")
         await session.commit()
     print(f"user {user}: {plays:,} stored rows, latest {last:%Y-%m-%d}")
+    print(await settle(engine))
     print(await machine_check(engine) + "\n")
     settings = ApiSettings(
         database_url=url,
