@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from export_generator import generate_export
-from harness import Database, machine_check, scratch_database
+from harness import Database, machine_check, scratch_database, stop_like_ctrl_c_on_sigterm
 from sqlalchemy import text
 
 from playlog.testing.exports import report_mismatches
@@ -210,6 +210,7 @@ async def bench(args: argparse.Namespace, path: Path, truth: dict[str, Any]) -> 
 
 
 def main() -> None:
+    stop_like_ctrl_c_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)

@@ -26,6 +26,7 @@ from harness import (
     connect_users,
     scratch_database,
     start_stand_in,
+    stop_like_ctrl_c_on_sigterm,
 )
 from sqlalchemy import func, select, text, update
 
@@ -151,6 +152,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    stop_like_ctrl_c_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--collectors", type=int, default=1)

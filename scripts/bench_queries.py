@@ -43,7 +43,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 from cryptography.fernet import Fernet
 from export_generator import generate_export
-from harness import machine_check, scratch_database
+from harness import machine_check, scratch_database, stop_like_ctrl_c_on_sigterm
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -256,22 +256,25 @@ async def bench(
     # Every tool that takes a zone buckets days or hours in it.
     zoned = [tool for tool in history if "tz" in tool.input.model_fields]
     print(f"{'tool':<28} {'window':<32} {'p50 ms':>8} {'p95 ms':>8} {'target':>8}")
-    async with (
-        LifespanManager(create_app(settings)) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://bench"
-        ) as client,
-    ):
-        timer = Timer(client, issued.secret, calls)
-        await timer.every_window(history, last.date())
-        if zone_hour_start(home) == zone_hour_start(HALF_HOUR_TZ):
-            print(f"\n{home} starts hours at the minute {HALF_HOUR_TZ} does: no half-hour runs")
-        else:
-            await half_hour_runs(timer, zoned, last.date(), sessionmaker, user, home, move_user)
-    # Its token goes with it: a user holds at most 50, and the benchmark may run often.
-    async with sessionmaker() as session:
-        await revoke_token(session, uuid.UUID(user), issued.token.id)
-        await session.commit()
+    try:
+        async with (
+            LifespanManager(create_app(settings)) as manager,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app), base_url="http://bench"
+            ) as client,
+        ):
+            timer = Timer(client, issued.secret, calls)
+            await timer.every_window(history, last.date())
+            if zone_hour_start(home) == zone_hour_start(HALF_HOUR_TZ):
+                print(f"\n{home} starts hours at the minute {HALF_HOUR_TZ} does: no half-hour runs")
+            else:
+                await half_hour_runs(timer, zoned, last.date(), sessionmaker, user, home, move_user)
+    finally:
+        # Its token goes with it, however the run ends: a user holds at most 50, and the
+        # benchmark may run often.
+        async with sessionmaker() as session:
+            await revoke_token(session, uuid.UUID(user), issued.token.id)
+            await session.commit()
     print("\n" + await machine_check(engine))
     await engine.dispose()
     misses = timer.misses
@@ -279,6 +282,7 @@ async def bench(
 
 
 def main() -> None:
+    stop_like_ctrl_c_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)

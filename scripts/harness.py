@@ -35,6 +35,15 @@ from playlog.testing.processes import free_port, playlog_command, wait_for_statu
 from playlog.testing.spotify import sign_in_and_connect
 
 
+def stop_like_ctrl_c_on_sigterm() -> None:
+    """Let SIGTERM (``kill``, a job's timeout) stop a script as Ctrl-C does: the running
+    coroutine is cancelled and its cleanup runs, so no embedded server, scratch database
+    or generated export is left behind. Ctrl-C is restored first: a shell starts a
+    background job with SIGINT ignored, and asyncio only cancels on it when it is not."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+
+
 @dataclass
 class Database:
     url: str

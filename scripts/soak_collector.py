@@ -29,6 +29,7 @@ from harness import (
     connect_users,
     scratch_database,
     start_stand_in,
+    stop_like_ctrl_c_on_sigterm,
 )
 from sqlalchemy import func, select, update
 
@@ -270,6 +271,7 @@ async def report(
 
 
 if __name__ == "__main__":
+    stop_like_ctrl_c_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listeners", type=int, default=20)
     parser.add_argument("--collectors", type=int, default=2)
