@@ -384,3 +384,44 @@ async def test_coverage_of_ninety_days_and_a_search_over_all_time(imported: Impo
         "tracks": len({row.key for row in matching}),
     }
     assert found["totals"]["plays"] > 10
+
+
+async def test_the_latest_plays_page_by_page(imported: Imported) -> None:
+    def expected(row: Row) -> tuple[Any, ...]:
+        # Episodes and chapters have no artist: their show or book stands as the album.
+        if row.kind == "music":
+            return (row.at, "track", row.name, row.artist, row.album, row.ms)
+        kind = "episode" if row.kind == "episode" else "audiobook"
+        return (row.at, kind, row.name, None, row.artist, row.ms)
+
+    for include_skips in (False, True):
+        listed: list[tuple[Any, ...]] = []
+        params: dict[str, Any] = {"limit": 40, "include_skips": include_skips}
+        for _ in range(5):
+            body = await imported.ask("recent-plays", **params)
+            for item in body["plays"]:
+                assert item["skipped"] is (item["ms_played"] < 30_000)
+                at = datetime.fromisoformat(item["played_at"])
+                listed.append(
+                    (
+                        at,
+                        item["kind"],
+                        item["name"],
+                        item["artist"],
+                        item["album"],
+                        item["ms_played"],
+                    )
+                )
+            params["before"] = body["next_before"]
+        # Every row at or after the oldest instant listed, newest first (the rows of one
+        # instant in any order).
+        oldest = listed[-1][0]
+        rows = [
+            expected(row)
+            for row in imported.rows
+            if row.at >= oldest and (include_skips or row.counted)
+        ]
+        assert len(listed) >= 200
+        assert {item[1] for item in listed} == {"track", "episode", "audiobook"}
+        assert sorted(listed, key=str) == sorted(rows, key=str)
+        assert [item[0] for item in listed] == sorted((item[0] for item in rows), reverse=True)

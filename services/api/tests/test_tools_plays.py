@@ -308,7 +308,11 @@ def play_item(r: Row) -> dict[str, Any]:
 
 
 async def test_recent_plays_pages_back_by_instant(
-    client: httpx.AsyncClient, history: History, personal: dict[str, str]
+    client: httpx.AsyncClient,
+    db_session: AsyncSession,
+    history: History,
+    personal: dict[str, str],
+    admin: dict[str, str],
 ) -> None:
     for include_skips in (False, True):
         newest_first = sorted(
@@ -343,6 +347,18 @@ async def test_recent_plays_pages_back_by_instant(
         client, personal, "history_recent_plays", {"limit": 1, "before": tied["next_before"]}
     )
     assert [item["played_at"] for item in after["plays"]] == ["2026-03-03T09:16:00Z"]
+
+    # When the oldest instant holds more plays than the limit, its page is the last.
+    await history.add(db_session, history.other, "B", utc(1, 5, 9))
+    await history.add(db_session, history.other, "X", utc(1, 5, 9))
+    oldest = await client.get(
+        f"/history/users/{history.other.id}/recent-plays",
+        headers=admin,
+        params={"limit": 1, "before": "2026-01-05T09:00:01Z"},
+    )
+    assert oldest.status_code == 200, oldest.text
+    assert {item["name"] for item in oldest.json()["plays"]} == {"Beta", "Alpha Other"}
+    assert oldest.json()["next_before"] is None
 
     # The REST route, with an offset in the query string; nothing before the first play.
     rest = await client.get(

@@ -43,6 +43,10 @@ _RECENT = f"""
     FROM recent r
     JOIN track_lookup l ON l.track_id = r.track_id
     ORDER BY r.played_at DESC, r.track_id DESC"""
+# Whether a row the page would list is older than :before.
+_OLDER = f"""
+    SELECT EXISTS (SELECT FROM plays p WHERE p.user_id = :user_id AND p.played_at < :before
+        AND (:include_skips OR {COUNTED}))"""
 
 # Tracks whose name, primary artist or album/show contains the pattern, with what the
 # answer shows of them; the statistics below keep the user's own. One scan of the
@@ -161,8 +165,12 @@ async def history_recent_plays(context: ToolContext, args: RecentPlaysArgs) -> R
         # Pages split between instants, never inside one (the next page starts strictly
         # before this one's last play): the extra row's instant moves to the next page
         # whole. Only when one instant holds more plays than the limit does the page
-        # grow to hold them all.
-        page = [row for row in rows if row.played_at != rows[-1].played_at] or rows
+        # grow to hold them all; whether an older page exists is then asked apart.
+        page = [row for row in rows if row.played_at != rows[-1].played_at]
+        if not page:
+            page = rows
+            params["before"] = rows[-1].played_at
+            more = bool((await context.session.execute(text(_OLDER), params)).scalar_one())
     items = [
         PlayItem(
             played_at=played_at,
