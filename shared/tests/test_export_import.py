@@ -361,6 +361,24 @@ async def test_export_rows_replace_polled_rows_of_the_same_play(
     assert (theirs.played_at, theirs.source) == (at("2024-06-01 10:00:03"), "spotify_api")
 
 
+async def test_a_skip_near_a_polled_play_is_a_playback_of_its_own(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    # Spotify lists only plays of 30 s or more: the polled row is not this 12 s skip.
+    track = "4uLU6hMCjMI75M1A2tKUQC"
+    await _poll(db_engine, user_id, "2024-06-01 10:00:03", track)
+    skip = track_play("2024-06-01T10:00:00Z", track, ms_played=12_000)
+    path = write_zip(tmp_path / "e.zip", {extended_member(): [skip]})
+    report = await import_export(db_engine, user_id, path, SETTINGS)
+    assert (report.plays_inserted, report.skips_inserted) == (0, 1)
+    assert (report.cross_source_duplicates, report.replaced) == (0, 0)
+    stored = await plays_of(db_engine, user_id)
+    assert [(r.played_at, r.source, r.ms_played) for r in stored] == [
+        (at("2024-06-01 10:00:00"), "import_zip", 12_000),
+        (at("2024-06-01 10:00:03"), "spotify_api", None),
+    ]
+
+
 async def test_account_data_meets_extended_history_of_the_same_plays(
     db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
 ) -> None:

@@ -21,10 +21,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from playlog.exports import copydata, importer, loader, reader
-from playlog.exports.archive import ExportRejected
+from playlog.exports.archive import ExportArchive, ExportRejected
 from playlog.exports.importer import ImportCancelled, Progress, import_export
 from playlog.exports.reader import ExportReaderFailed, ReaderProcess
-from playlog.exports.records import STAGE_COLUMNS
+from playlog.exports.records import STAGE_COLUMNS, MemberRows
 from playlog.exports.report import MemberReport, Totals
 from playlog.settings import ImportSettings
 from playlog.testing.exports import (
@@ -360,3 +360,29 @@ async def test_a_reader_that_cannot_start_is_not_blamed_on_the_upload(
     path = write_zip(tmp_path / "e.zip", {extended_member(): plays_in(3, 1)})
     with pytest.raises(ExportReaderFailed, match="cannot start"):
         await import_export(db_engine, user_id, path, SETTINGS)
+
+
+def test_a_failure_no_check_foresaw_costs_its_member_not_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Brittle(MemberRows):
+        def _add_extended(self, record: Any) -> None:
+            if record.get("boom"):
+                raise RecursionError("maximum recursion depth exceeded: 203.0.113.7")
+            super()._add_extended(record)
+
+    monkeypatch.setattr(reader, "MemberRows", Brittle)
+    path = write_zip(
+        tmp_path / "e.zip",
+        {
+            extended_member(0): [{**track_play("2024-01-01T10:00:00Z"), "boom": True}],
+            extended_member(1): plays_in(3, 1),
+        },
+    )
+    sent: list[tuple[bytes, dict[str, Any]]] = []
+    job = reader.ReaderJob(str(path), reader.Limits.of(SETTINGS), {}, False, 100)
+    with ExportArchive(path, job.limits) as archive:
+        reader._Reader(archive, job, lambda kind, head, tail: sent.append((kind, head))).run()
+    assert [kind for kind, _ in sent] == [b"B", b"F", b"B", b"R", b"E", b"D"]
+    assert sent[1][1] == {"index": 0, "error": "could not be read (RecursionError)"}
+    assert sent[4][1]["records"] == 3

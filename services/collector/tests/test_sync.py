@@ -189,12 +189,16 @@ async def test_a_play_an_export_already_holds_is_not_counted_twice(
 ) -> None:
     user_id = await connect("listener-c")
     window = listed_plays(stand_in_state, "listener-c")[-API_WINDOW:]
-    by_id, by_name = window[-1], window[-2]
+    by_id, by_name, after_skip = window[-1], window[-2], window[-3]
     catalog = {t.id: t for t in stand_in_state.catalog.tracks}
     named = catalog[by_name[0]]
     name_only_id = local_track_id(named.artists[0].name.upper(), named.name, None)
     async with committed.begin() as session:
-        for track_id, name in ((name_only_id, named.name), (by_id[0], catalog[by_id[0]].name)):
+        for track_id, name in (
+            (name_only_id, named.name),
+            (by_id[0], catalog[by_id[0]].name),
+            (after_skip[0], catalog[after_skip[0]].name),
+        ):
             await session.execute(
                 insert(Track)
                 .values(track_id=track_id, name=name, source="import_zip")
@@ -208,6 +212,16 @@ async def test_a_play_an_export_already_holds_is_not_counted_twice(
                     played_at=by_id[1] + timedelta(seconds=3),
                     track_id=by_id[0],
                     ms_played=200_000,
+                    source="import_zip",
+                    source_format="extended",
+                ),
+                # A skip of the same item 2 s from a polled play is a playback of its
+                # own: Spotify lists only plays of 30 s or more.
+                Play(
+                    user_id=user_id,
+                    played_at=after_skip[1] - timedelta(seconds=2),
+                    track_id=after_skip[0],
+                    ms_played=12_000,
                     source="import_zip",
                     source_format="extended",
                 ),
@@ -238,6 +252,15 @@ async def test_a_play_an_export_already_holds_is_not_counted_twice(
             )
         )
     assert api_rows == set()
+    async with committed() as session:
+        polled = await session.scalar(
+            select(Play.track_id).where(
+                Play.user_id == user_id,
+                Play.source == "spotify_api",
+                Play.played_at == after_skip[1],
+            )
+        )
+    assert polled == after_skip[0]
 
 
 async def _link_artist(

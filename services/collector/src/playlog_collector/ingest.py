@@ -126,6 +126,7 @@ async def _without_known_plays(
             Play.source_format,
             Track.name,
             Artist.name,
+            Play.ms_played,
         )
         .join(Track, Track.track_id == Play.track_id)
         .outerjoin(primary, and_(primary.c.track_id == Play.track_id, primary.c.position == 0))
@@ -133,8 +134,10 @@ async def _without_known_plays(
         .where(Play.user_id == user_id, Play.played_at.between(start, end))
     )
     stored = [
-        PlayIdentity(played_at, track_id, artist, name, source, source_format)
-        for played_at, track_id, source, source_format, name, artist in await session.execute(query)
+        PlayIdentity(played_at, track_id, artist, name, source, source_format, ms)
+        for played_at, track_id, source, source_format, name, artist, ms in await session.execute(
+            query
+        )
     ]
     identities = [
         PlayIdentity(

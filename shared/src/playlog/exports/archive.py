@@ -9,8 +9,13 @@ lies about its sizes is stopped as well.
 from __future__ import annotations
 
 import hashlib
+import lzma
+import math
 import re
+import struct
+import sys
 import zipfile
+import zlib
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,6 +37,8 @@ _CHUNK = 256 * 1024
 _BULK_TRIES = 8
 _BULK_MAX = 4 * 1024 * 1024
 MB = 1024 * 1024
+# How deep a record's values may nest (the bulk parser's own limit, with the array).
+MAX_DEPTH = 1023
 
 # History files by name (any folder depth). Video history is deliberately absent.
 _NAME_PATTERNS: tuple[tuple[re.Pattern[str], Format], ...] = (
@@ -80,6 +87,9 @@ class MemberFailed(Exception):
 class HistoryMember:
     info: zipfile.ZipInfo
     format: Format
+    # Bytes of the file from this entry's header to the next entry's (or the directory):
+    # all its compressed data can be, whatever its entry declares.
+    span: int
 
     @property
     def name(self) -> str:
@@ -91,7 +101,8 @@ class HistoryMember:
 
     @property
     def compressed_size(self) -> int:
-        return self.info.compress_size
+        """Compressed bytes: as declared, but never more than the file holds for it."""
+        return min(self.info.compress_size, self.span)
 
 
 def classify(name: str) -> Format | None:
@@ -109,8 +120,11 @@ def classify(name: str) -> Format | None:
 def _natural_key(member: HistoryMember) -> tuple[int, list[Any]]:
     # Extended history first, so account-data rows of the same plays meet them stored;
     # "…_2.json" before "…_10.json".
-    parts = re.split(r"(\d+)", member.name)
-    return (0 if member.format == "extended" else 1, [int(p) if p.isdigit() else p for p in parts])
+    # ASCII digits only: other characters count as digits for str.isdigit ("²") but not
+    # for int().
+    parts = re.split(r"([0-9]+)", member.name)
+    order = [int(part) if index % 2 else part for index, part in enumerate(parts)]
+    return (0 if member.format == "extended" else 1, order)
 
 
 class ExportArchive:
@@ -136,14 +150,18 @@ class ExportArchive:
 
     def _history_members(self) -> tuple[list[HistoryMember], list[str]]:
         infos = self._zip.infolist()
-        if len(infos) > self.limits.import_max_members:
-            raise ExportRejected(
-                f"the ZIP holds {len(infos)} files, more than IMPORT_MAX_MEMBERS "
-                f"({self.limits.import_max_members})"
-            )
+        _check_member_count(len(infos), self.limits)
+        # Where each entry's bytes end: at the next entry's header, or the directory.
+        offsets = sorted({info.header_offset for info in infos})
+        ends = dict(
+            zip(offsets, [*offsets[1:], getattr(self._zip, "start_dir", self.size)], strict=True)
+        )
         members: list[HistoryMember] = []
         ignored: list[str] = []
         for info in infos:
+            if not info.filename:
+                ignored.append("(an entry without a name)")
+                continue
             family = None if info.is_dir() else classify(info.filename)
             if family is None:
                 if not info.is_dir():
@@ -154,8 +172,11 @@ class ExportArchive:
                     "the ZIP is password-protected; download the export again and upload it "
                     "as Spotify sent it"
                 )
-            self._check_ratio(info.filename, info.file_size, info.compress_size)
-            members.append(HistoryMember(info, family))
+            member = HistoryMember(
+                info, family, max(ends[info.header_offset] - info.header_offset, 0)
+            )
+            self._check_ratio(member.name, member.size, member.compressed_size)
+            members.append(member)
         if not members:
             raise ExportRejected(
                 "no Spotify streaming history in the ZIP (looked for "
@@ -164,7 +185,7 @@ class ExportArchive:
         declared = sum(member.size for member in members)
         if declared > self.limits.import_max_uncompressed_mb * MB:
             raise ExportRejected(
-                f"the history files declare {declared / MB:.0f} MB uncompressed, more than "
+                f"the history files declare {_mb(declared)} uncompressed, more than "
                 f"IMPORT_MAX_UNCOMPRESSED_MB ({self.limits.import_max_uncompressed_mb})"
             )
         return sorted(members, key=_natural_key), ignored
@@ -199,9 +220,9 @@ class ExportArchive:
         try:
             raw = self._zip.open(member.info)
         except NotImplementedError as exc:
-            raise MemberFailed(f"unsupported compression: {exc}") from None
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise MemberFailed(f"damaged in the ZIP: {exc}") from None
+            raise MemberFailed(f"unsupported compression: {first_line(exc)}") from None
+        except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as exc:
+            raise MemberFailed(f"damaged in the ZIP: {first_line(exc)}") from None
         return _MemberStream(raw, member, self)
 
 
@@ -212,20 +233,81 @@ class MemberRead:
     digest: str = ""
 
 
+def _mb(size: int) -> str:
+    """A size in MB, rounded up to a tenth: never shown equal to a cap it exceeds."""
+    return f"{math.ceil(size * 10 / MB) / 10:g} MB"
+
+
+def _check_member_count(count: int, limits: ArchiveLimits) -> None:
+    if count > limits.import_max_members:
+        raise ExportRejected(
+            f"the ZIP holds {count} files, more than IMPORT_MAX_MEMBERS "
+            f"({limits.import_max_members})"
+        )
+
+
+# The end-of-directory records: the classic one (22 bytes and a comment of up to 64 KB
+# at the end of the file) and, for large archives, the ZIP64 one its locator points to.
+_END = b"PK\x05\x06"
+_END64_LOCATOR = b"PK\x06\x07"
+_END64 = b"PK\x06\x06"
+# The smallest directory entry (46 bytes and the name); a directory needs no more than
+# this many bytes per entry and name byte on average, however long the names.
+_DIRECTORY_BYTES_PER_ENTRY = 4096
+
+
+def _check_directory(handle: IO[bytes], size: int, limits: ArchiveLimits) -> None:
+    """Refuse a directory of more entries than IMPORT_MAX_MEMBERS (or of more bytes than
+    they could need) from its end record, before zipfile reads every entry into memory:
+    half a million entries took 318 MB and five seconds only to be refused then."""
+    tail_size = min(size, 22 + 65535)
+    handle.seek(size - tail_size)
+    tail = handle.read(tail_size)
+    at = tail.rfind(_END)
+    if at < 0 or len(tail) - at < 22:
+        return  # not found: zipfile says what is wrong
+    entries, directory_size = struct.unpack_from("<HI", tail, at + 10)
+    if entries == 0xFFFF or directory_size == 0xFFFFFFFF:
+        locator = tail[at - 20 : at] if at >= 20 else b""
+        if locator[:4] == _END64_LOCATOR:
+            (offset,) = struct.unpack_from("<Q", locator, 8)
+            handle.seek(min(offset, size))
+            record = handle.read(56)
+            if record[:4] == _END64 and len(record) == 56:
+                entries, directory_size = struct.unpack_from("<QQ", record, 32)
+    _check_member_count(entries, limits)
+    if directory_size > max(entries, 1) * _DIRECTORY_BYTES_PER_ENTRY:
+        raise ExportRejected(
+            f"the ZIP's directory is {_mb(directory_size)} for {entries} files: damaged or hostile"
+        )
+
+
 def _open_zip(path: Path, size: int, limits: ArchiveLimits) -> zipfile.ZipFile:
     if size > limits.import_max_zip_size_bytes:
         raise ExportRejected(
-            f"the file is {size / MB:.0f} MB, more than IMPORT_MAX_ZIP_SIZE_MB "
+            f"the file is {_mb(size)}, more than IMPORT_MAX_ZIP_SIZE_MB "
             f"({limits.import_max_zip_size_mb})"
         )
     with path.open("rb") as handle:
         head = handle.read(len(ZIP_SIGNATURE))
-    if head != ZIP_SIGNATURE:
-        raise ExportRejected("not a ZIP file (a Spotify export is a .zip archive)")
+        if head != ZIP_SIGNATURE:
+            raise ExportRejected("not a ZIP file (a Spotify export is a .zip archive)")
+        _check_directory(handle, size, limits)
     try:
         return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-        raise ExportRejected(f"the ZIP is truncated or damaged ({exc})") from None
+    except NotImplementedError as exc:
+        raise ExportRejected(
+            f"the ZIP uses a feature this reader does not support ({first_line(exc)})"
+        ) from None
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        ValueError,
+        UnicodeDecodeError,
+        struct.error,
+    ) as exc:
+        raise ExportRejected(f"the ZIP is truncated or damaged ({first_line(exc)})") from None
 
 
 class _MemberStream:
@@ -255,9 +337,9 @@ class _MemberStream:
         try:
             data = self._raw.read(size if size > 0 else _CHUNK)
         except zipfile.BadZipFile as exc:
-            raise MemberFailed(f"damaged in the ZIP ({exc})") from None
-        except (OSError, EOFError, ValueError) as exc:
-            raise MemberFailed(f"cannot be inflated ({exc})") from None
+            raise MemberFailed(f"damaged in the ZIP ({first_line(exc)})") from None
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+            raise MemberFailed(f"cannot be inflated ({first_line(exc)})") from None
         self._hash.update(data)
         self._account(len(data))
         if self._first and data:
@@ -311,6 +393,8 @@ def _parse(stream: _MemberStream, member: HistoryMember) -> Iterator[dict[str, A
         head = chunk.lstrip()
     if head[:1] == b"{":
         raise MemberFailed("expected a JSON array of records, found a JSON object")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or head[1:2] == b"\x00":
+        raise MemberFailed("UTF-16 text, not UTF-8 as Spotify writes it (re-saved by an editor?)")
     if head[:1] != b"[":
         raise MemberFailed("not JSON: the file does not start with a JSON array")
     required = REQUIRED_KEYS[member.format]
@@ -341,12 +425,24 @@ def _parse(stream: _MemberStream, member: HistoryMember) -> Iterator[dict[str, A
             raise MemberFailed("unexpected data after the JSON array") from None
         if "premature EOF" in str(exc) or "Incomplete JSON" in str(exc):
             raise MemberFailed(f"the JSON ends abruptly{where} (file truncated?)") from None
-        raise MemberFailed(f"not valid JSON{where}: {first_line(exc)}") from None
+        raise MemberFailed(_invalid(exc, where)) from None
     except ijson.JSONError as exc:
         where = f" after record {count}" if count else ""
-        raise MemberFailed(f"not valid JSON{where}: {first_line(exc)}") from None
+        raise MemberFailed(_invalid(exc, where)) from None
     except UnicodeDecodeError:
         raise MemberFailed("not UTF-8 text") from None
+
+
+def _invalid(exc: ijson.JSONError, where: str) -> str:
+    """The parser's complaint without the text it quotes after it (records' own bytes,
+    IP addresses among them), which reports and logs must not hold."""
+    message = exc.args[0] if exc.args else ""
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    head = str(message).strip().splitlines()[0] if str(message).strip() else ""
+    if "invalid bytes in UTF8" in head:
+        return f"not UTF-8 text{where}"
+    return f"not valid JSON{where}" + (f": {head}" if head else "")
 
 
 def _records(stream: _MemberStream, rest: bytes) -> Iterator[Any]:
@@ -366,21 +462,56 @@ def _records(stream: _MemberStream, rest: bytes) -> Iterator[Any]:
     # Numbers come as Decimals (the float parser refuses one beyond a double's range, such
     # as 1e400, and would fail the whole file for it) and are made floats, as the bulk
     # parser gives them: out of range, an infinity, which the record checks refuse.
-    items = ijson.items(_Peeked(prefix + rest, stream), "item", use_float=False, buf_size=_CHUNK)
+    events = ijson.basic_parse(_Peeked(prefix + rest, stream), use_float=False, buf_size=_CHUNK)
+    items = _elements(events)
     if started:
         next(items, None)
-    yield from map(_floats, items)
+    try:
+        yield from items
+    except (SystemError, ValueError) as exc:
+        # An integer Python will not convert (more digits than
+        # sys.get_int_max_str_digits(), 4300), reported by the C parser as it is or
+        # wrapped: the record checks would refuse it anyway.
+        cause = exc if isinstance(exc, ValueError) else exc.__cause__ or exc.__context__
+        if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+            raise MemberFailed(
+                f"a number has more than {sys.get_int_max_str_digits()} digits"
+            ) from None
+        raise
 
 
-def _floats(value: Any) -> Any:
-    """``value`` with the Decimals in it as floats."""
-    if value.__class__ is Decimal:
-        return float(value)
-    if value.__class__ is dict:
-        return {key: _floats(item) for key, item in value.items()}
-    if value.__class__ is list:
-        return [_floats(item) for item in value]
-    return value
+def _elements(events: Iterator[tuple[str, Any]]) -> Iterator[Any]:
+    """The elements of the array whose events these are, built without recursion and
+    nested at most :data:`MAX_DEPTH` levels (as the bulk parser allows): a value nested
+    ever deeper costs memory and time by its depth only, and fails the member once too
+    deep. The streaming parser's own ``items`` keeps a path string per level, which made
+    a 200 KB member of nested arrays take gigabytes."""
+    next(events, None)  # the array's own start
+    stack: list[Any] = []
+    keys: list[Any] = []
+    for event, value in events:
+        if event == "map_key":
+            keys[-1] = value
+            continue
+        if event == "start_map" or event == "start_array":
+            if len(stack) >= MAX_DEPTH:
+                raise MemberFailed(f"JSON nested deeper than {MAX_DEPTH} levels")
+            stack.append({} if event == "start_map" else [])
+            keys.append(None)
+            continue
+        if event == "end_map" or event == "end_array":
+            if not stack:
+                continue  # the array's end; the parser goes on to check what follows
+            value = stack.pop()
+            keys.pop()
+        elif value.__class__ is Decimal:
+            value = float(value)
+        if not stack:
+            yield value
+        elif stack[-1].__class__ is dict:
+            stack[-1][keys[-1]] = value
+        else:
+            stack[-1].append(value)
 
 
 def _bulk(stream: _Chunks, rest: bytes) -> Generator[Any, None, tuple[bytes, bool]]:

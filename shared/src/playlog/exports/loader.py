@@ -123,7 +123,7 @@ _SKIPS_IN_SPAN = """
 # Stored plays of other sources or formats that may record the same playbacks.
 _CANDIDATES = """
     SELECT p.played_at, p.track_id, p.source, p.source_format, t.name,
-           coalesce(a.name, t.show_name)
+           coalesce(a.name, t.show_name), p.ms_played
     FROM plays p
     JOIN tracks t ON t.track_id = p.track_id
     LEFT JOIN track_artists l ON l.track_id = p.track_id AND l.position = 0
@@ -134,7 +134,8 @@ _CANDIDATES = """
 # Staged rows stored already by this family are plain duplicates and take no part; one
 # stored by another source at the very same key does (the richer row is kept).
 _STAGED_NEAR = """
-    SELECT DISTINCT s.played_at, s.track_id, t.name, coalesce(a.name, t.show_name)
+    SELECT DISTINCT ON (s.played_at, s.track_id)
+        s.played_at, s.track_id, t.name, coalesce(a.name, t.show_name), s.ms_played
     FROM import_stage s
     JOIN tracks t ON t.track_id = s.track_id
     LEFT JOIN track_artists l ON l.track_id = s.track_id AND l.position = 0
@@ -144,6 +145,7 @@ _STAGED_NEAR = """
                       WHERE p.user_id = $1 AND p.played_at = s.played_at
                         AND p.track_id = s.track_id AND p.source = 'import_zip'
                         AND p.source_format IS NOT DISTINCT FROM $4)
+    ORDER BY s.played_at, s.track_id, s.ctid
 """
 _SKIP = """
     UPDATE import_stage s SET skip = true
@@ -314,7 +316,7 @@ async def _apply_cross_source(
     candidates = await connection.fetch(_CANDIDATES, user_id, start, end, family)
     if not candidates:
         return
-    stored = [PlayIdentity(r[0], r[1], r[5], r[4], r[2], r[3]) for r in candidates]
+    stored = [PlayIdentity(r[0], r[1], r[5], r[4], r[2], r[3], r[6]) for r in candidates]
     staged_rows = await connection.fetch(
         _STAGED_NEAR,
         user_id,
@@ -322,7 +324,7 @@ async def _apply_cross_source(
         max(row.played_at for row in stored) + MAX_MATCH_WINDOW,
         family,
     )
-    staged = [PlayIdentity(r[0], r[1], r[3], r[2], SOURCE, family) for r in staged_rows]
+    staged = [PlayIdentity(r[0], r[1], r[3], r[2], SOURCE, family, r[4]) for r in staged_rows]
     pairs = match_one_to_one(staged, stored)
     skip: list[PlayIdentity] = []
     # (stored row, staged row)

@@ -160,7 +160,16 @@ class _Reader:
 
     def run(self) -> None:
         for index, member in enumerate(self.archive.members):
-            self._member(index, member)
+            try:
+                self._member(index, member)
+            except (ExportRejected, OSError, MemoryError):
+                raise  # the file or the machine, not this member: the import stops
+            except Exception as exc:
+                # A failure no check foresaw (a parser's, or a defect) costs this member,
+                # not the members after it. Only its type is told: its text may quote
+                # the records.
+                error = f"could not be read ({type(exc).__name__})"
+                self.send(b"F", {"index": index, "error": error}, b"")
         self.send(b"D", {}, b"")
 
     def _member(self, index: int, member: HistoryMember) -> None:

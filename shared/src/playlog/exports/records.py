@@ -83,10 +83,11 @@ def _time(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    # Both export families give UTC; account data without a zone designator.
+    # Both export families give UTC; account data without a zone designator. Another
+    # offset still names one instant: kept, as UTC like every other (once in range).
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed if _EARLIEST <= parsed <= _LATEST else None
+    return parsed.astimezone(UTC) if _EARLIEST <= parsed <= _LATEST else None
 
 
 def _storable(value: Any) -> Any:
@@ -174,6 +175,8 @@ class MemberRows:
         if len(ts) < _SHORTEST_TIME or not _EARLIEST <= played_at <= _LATEST:
             self.skipped[BAD_TIMESTAMP] += 1
             return
+        if played_at.tzinfo is not UTC:  # "Z" parses to UTC itself: no call for it
+            played_at = played_at.astimezone(UTC)
         ms = get("ms_played")
         if ms.__class__ is not int and ms is not None:
             ms = int(ms) if ms.__class__ is float and ms.is_integer() else -1
@@ -203,7 +206,13 @@ class MemberRows:
             self.latest = played_at
         sensitive = None
         if self._keep_sensitive:
-            kept = {key: record[key] for key in SENSITIVE_FIELDS if get(key) is not None}
+            # Spotify writes these as text or numbers: anything else is not theirs (and
+            # a value nested a thousand levels deep would not survive json.dumps).
+            kept = {
+                key: value
+                for key in SENSITIVE_FIELDS
+                if (value := get(key)) is not None and not isinstance(value, list | dict)
+            }
             sensitive = json.dumps(kept) if kept else None
             if sensitive is not None and (
                 "\\u0000" in sensitive or "\\ud" in sensitive or "Infinity" in sensitive

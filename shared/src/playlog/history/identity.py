@@ -22,6 +22,7 @@ CROSS_SOURCE_WINDOW = timedelta(seconds=120)
 MINUTE_ROUNDING = timedelta(seconds=60)
 # The widest window any pair of rows can need; range queries use it as their margin.
 MAX_MATCH_WINDOW = CROSS_SOURCE_WINDOW + MINUTE_ROUNDING
+API_SOURCE = "spotify_api"
 
 _SPACES = re.compile(r"\s+")
 
@@ -58,6 +59,8 @@ class PlayIdentity:
     track_name: str | None
     source: str
     source_format: str | None = None
+    # Known for export rows; None for API rows (Spotify does not say).
+    ms_played: int | None = None
 
     @property
     def names(self) -> tuple[str, str]:
@@ -72,6 +75,11 @@ def same_play(a: PlayIdentity, b: PlayIdentity) -> bool:
     """True when two rows of different sources or precisions record one playback."""
     if (a.source, a.source_format) == (b.source, b.source_format):
         return a.played_at == b.played_at and a.track_id == b.track_id
+    # Spotify lists a playback in the recently played only after 30 s: an API row is
+    # never the same playback as a shorter export row (a replay of the same track is).
+    for api, other in ((a, b), (b, a)):
+        if api.source == API_SOURCE and other.ms_played is not None and other.ms_played < 30_000:
+            return False
     window = CROSS_SOURCE_WINDOW
     if "account_data" in (a.source_format, b.source_format):
         window += MINUTE_ROUNDING
