@@ -148,6 +148,8 @@ BAD_BODIES: list[Any] = [
     {"name": "t", "expires_at": 12},
     {"name": "t", "expires": "2099-01-01T00:00:00Z"},
     {"name": "t", "expires_at": "2000-01-01T00:00:00Z"},
+    {"name": "t", "expires_at": "9999-12-31T23:59:59-14:00"},  # the year 10000 in UTC
+    {"name": "t", "expires_at": "9999-01-01T00:00:00Z"},
     {"name": "two\nlines"},
     ["name"],
     "name",

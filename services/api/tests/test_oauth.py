@@ -247,6 +247,15 @@ async def test_mcp_401_points_to_the_metadata(web: httpx.AsyncClient) -> None:
             stale_challenge
         )
         assert 'error="invalid_token"' in stale_challenge
+    # Another scheme, or "Bearer" alone: asked for a token, with the same pointer.
+    for authorization in ("Basic Zm9vOmJhcg==", "Bearer"):
+        other = await web.post("/mcp", json={}, headers={"Authorization": authorization})
+        assert other.status_code == 401
+        other_challenge = other.headers["www-authenticate"]
+        assert f'resource_metadata="{PUBLIC}/.well-known/oauth-protected-resource/mcp"' in (
+            other_challenge
+        )
+        assert "error=" not in other_challenge
     for path in (
         "/.well-known/oauth-protected-resource/mcp",
         "/.well-known/oauth-protected-resource",

@@ -269,6 +269,13 @@ async def test_a_rate_limit_is_a_429_with_retry_after(
     assert response.json()["error"]["code"] == "rate_limited"
     assert "try again in 120 s" in response.json()["error"]["message"]
     assert_clean(response)
+    # The same answer through /mcp/call, header and all.
+    called = await live.post(
+        "/mcp/call", headers=ada_token, json={"tool": "spotify_get_top", "args": {}}
+    )
+    assert called.status_code == 429
+    assert called.headers["retry-after"] == "120"
+    assert called.json()["error"]["code"] == "rate_limited"
 
 
 async def test_a_user_marked_needs_reauth_is_told_to_reconnect(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -86,6 +87,8 @@ async def test_missing_invalid_and_revoked_tokens_get_401_with_a_challenge(
         "forged": {"Authorization": "Bearer plg_" + "A" * 43},
         "revoked": {"Authorization": f"Bearer {issued.secret}"},
         "wrong admin": {"Authorization": "Bearer not-the-admin-token"},
+        "empty bearer": {"Authorization": "Bearer"},
+        "another scheme": {"Authorization": "Basic Zm9vOmJhcg=="},
     }
     for case, headers in cases.items():
         for method, path, body in (
@@ -96,8 +99,12 @@ async def test_missing_invalid_and_revoked_tokens_get_401_with_a_challenge(
         ):
             response = await client.request(method, path, headers=headers, json=body)
             assert response.status_code == 401, (case, path, response.text)
-            assert response.headers["www-authenticate"].startswith("Bearer realm="), case
+            challenge = response.headers["www-authenticate"]
+            assert challenge.startswith("Bearer realm="), case
             assert issued.secret not in response.text
+            # No error code when no token came (RFC 6750, 3.1); one when a bad one did.
+            sent_a_token = case in ("forged", "revoked", "wrong admin")
+            assert ('error="invalid_token"' in challenge) is sent_a_token, (case, challenge)
 
 
 async def test_bad_arguments_get_a_clear_422_and_no_500(
@@ -115,6 +122,11 @@ async def test_bad_arguments_get_a_clear_422_and_no_500(
         ({"limit": 51}, "limit"),
         ({"bogus": 1}, "unknown argument bogus"),
         ({"user_id": "not-a-uuid"}, "user_id"),
+        # JSON is read strictly: no booleans for numbers, no numbers for dates.
+        ({"days": True}, "days"),
+        ({"limit": True}, "limit"),
+        ({"days": "90"}, "days"),
+        ({"start": 1577836800, "end": "2020-01-31"}, "start"),
     ]
     for args, expected in cases:
         response = await client.post(
@@ -212,3 +224,47 @@ def test_tools_are_found_by_name_or_exact_alias_only() -> None:
     assert find("spotify.get_top") is find("spotify_get_top") is not None
     for wrong in ("history_taste.summary", "history.taste.summary", "History_taste_summary", ""):
         assert find(wrong) is None, wrong
+
+
+async def test_bodies_over_the_cap_are_refused_before_anyone_reads_them(
+    client: httpx.AsyncClient, personal: dict[str, str]
+) -> None:
+    big = b'{"tool": "history_coverage", "args": {"q": "' + b"a" * (2 * 1024 * 1024) + b'"}}'
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+        for start in range(0, len(big), 64 * 1024):
+            yield big[start : start + 64 * 1024]
+
+    for path, headers in (
+        ("/mcp/call", {}),  # refused before the missing token is even looked at
+        ("/mcp/call", personal),
+        ("/mcp", personal),
+        ("/admin/users/00000000-0000-0000-0000-000000000000/tokens", {}),
+    ):
+        for body in (big, chunks()):
+            response = await client.post(
+                path, headers={**headers, "Content-Type": "application/json"}, content=body
+            )
+            assert response.status_code == 413, (path, response.text)
+            assert response.json()["error"] == {
+                "code": "payload_too_large",
+                "message": "the request body is larger than 1024 KB",
+            }
+            assert response.headers["x-request-id"]
+    # Just under the cap is read as usual (and refused for what it says).
+    fits = b'{"tool": "history_coverage", "args": {"q": "' + b"a" * (1000 * 1024) + b'"}}'
+    response = await client.post(
+        "/mcp/call", headers={**personal, "Content-Type": "application/json"}, content=fits
+    )
+    assert response.status_code == 422
+    assert "unknown argument q" in response.json()["error"]["message"]
+
+
+async def test_mcp_answers_only_post(client: httpx.AsyncClient, personal: dict[str, str]) -> None:
+    # A stateless server offers no stream on GET and no session to end on DELETE.
+    for method in ("GET", "DELETE"):
+        response = await client.request(
+            method, "/mcp", headers={**personal, "Accept": "text/event-stream"}
+        )
+        assert response.status_code == 405, (method, response.text)
+        assert response.headers["allow"] == "POST"

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,7 @@ MAX_PRESENTED_LENGTH = 200
 # last_used_at is written at most this often per token, so authenticated calls do not
 # each cost a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+_NEVER_LATER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,8 @@ async def create_token(
             raise ValidationFailed("expires_at must include a time zone")
         if expires_at <= await db_now(session):
             raise ValidationFailed("expires_at must be in the future")
+        if expires_at >= _NEVER_LATER:  # later ones overflow a date in UTC
+            raise ValidationFailed("expires_at must be before 9999-01-01")
     # Concurrent creations for one user take turns, so two cannot both pass the cap.
     await find_user(session, user_id, lock=True)
     active = await session.scalar(

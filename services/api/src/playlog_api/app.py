@@ -15,9 +15,11 @@ from playlog.db.engine import create_engine, create_sessionmaker
 from playlog.dblog import database_logging
 from playlog.spotify.client import SpotifyClient
 from playlog.web.admin_auth import AdminAuthenticator
+from playlog.web.body_limit import BodyLimitMiddleware
 from playlog.web.errors import install_error_handlers
 from playlog.web.request_id import RequestIdMiddleware
 from playlog_api import oauth
+from playlog_api.admin.imports import UPLOAD_PATH
 from playlog_api.admin.router import router as admin_router
 from playlog_api.auth.router import router as auth_router
 from playlog_api.health.router import router as health_router
@@ -71,6 +73,8 @@ def create_app(
     app.state.admin_auth = AdminAuthenticator(settings)
     app.state.cipher = TokenCipher(settings.token_encryption_key.get_secret_value())
     install_error_handlers(app)
+    # Inside the request id (added first), so its 413s carry one too.
+    app.add_middleware(BodyLimitMiddleware, exempt=UPLOAD_PATH)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(admin_router)

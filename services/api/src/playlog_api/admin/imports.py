@@ -163,6 +163,11 @@ LoadedImportJob = Annotated[ImportJob, Depends(load_import_job)]
 LockedImportJob = Annotated[ImportJob, Depends(lock_import_job)]
 
 
+# The one route whose body is larger than the api's cap on bodies: it streams the upload
+# to disk under IMPORT_MAX_ZIP_SIZE_MB instead.
+UPLOAD_PATH = r"/admin/users/[^/]+/imports/zip"
+
+
 @router.post(
     "/users/{user_id}/imports/zip",
     status_code=202,

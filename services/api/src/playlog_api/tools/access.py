@@ -51,15 +51,20 @@ def _challenge(connection: HTTPConnection, message: str, *, error: str | None) -
 
 async def authenticate(connection: HTTPConnection, session: AsyncSession) -> Caller:
     """The caller of a tool request, or Unauthorized."""
-    authorization = connection.headers.get("authorization")
-    if not authorization:
+    authorization = connection.headers.get("authorization") or ""
+    scheme, _, credentials = authorization.partition(" ")
+    credentials = credentials.strip()
+    authenticator: AdminAuthenticator = connection.app.state.admin_auth
+    # No credentials at all ("Bearer" alone counts), or a scheme only an admin in HTTP
+    # Basic mode may use: asked for a token, with no error code (RFC 6750, 3.1) and the
+    # OAuth metadata that lets a client go and get one.
+    missing = not credentials and scheme.lower() in ("", "bearer")
+    if missing or (scheme.lower() != "bearer" and authenticator.mode != "basic"):
         raise _challenge(
             connection,
             "a personal access token is required: 'Authorization: Bearer plg_…'",
             error=None,
         )
-    scheme, _, credentials = authorization.partition(" ")
-    credentials = credentials.strip()
     if scheme.lower() == "bearer" and credentials.startswith(TOKEN_PREFIX):
         token = await authenticate_token(session, credentials)
         if token is None:
@@ -67,7 +72,6 @@ async def authenticate(connection: HTTPConnection, session: AsyncSession) -> Cal
                 connection, "invalid, expired or revoked access token", error="invalid_token"
             )
         return Caller(admin=False, user_id=token.user_id)
-    authenticator: AdminAuthenticator = connection.app.state.admin_auth
     try:
         authenticator.authenticate(authorization)
     except Unauthorized as exc:

@@ -9,6 +9,7 @@ reported as an internal error with the request id, never with its text or traceb
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -51,7 +52,9 @@ def parse_args(tool: Tool[Any, Any], args: Mapping[str, Any]) -> tuple[BaseModel
         except ValueError:
             raise ValidationFailed("user_id: not a valid user id (a UUID)") from None
     try:
-        return tool.input.model_validate(values), user_id
+        # Read as the JSON it came as, strictly: a number must be a number and a date a
+        # date's text (lax reading took true for 1 and 1577836800 for a date).
+        return tool.input.model_validate_json(json.dumps(values), strict=True), user_id
     except ValidationError as exc:
         raise ValidationFailed(f"invalid arguments for {tool.name}: {describe(exc)}") from None
 

@@ -146,7 +146,8 @@ def install(app: FastAPI, public_url: str) -> StreamableHTTPSessionManager:
         stateless=True,
         security_settings=security(public_url),
     )
-    app.router.routes.append(
-        Route("/mcp", endpoint=McpEndpoint(app, manager), methods=["GET", "POST", "DELETE"])
-    )
+    # POST only: a stateless server has no stream to offer on GET (the SDK would hold one
+    # open and silent until the client gave up) and no session to end on DELETE; the
+    # protocol's answer to both is 405, which clients take as "not offered".
+    app.router.routes.append(Route("/mcp", endpoint=McpEndpoint(app, manager), methods=["POST"]))
     return manager

@@ -109,7 +109,10 @@ async def call_tool(
             result=None,
             error=CallError(code=exc.code, message=exc.message),
         )
-        return JSONResponse(body.model_dump(mode="json"), status_code=exc.status_code)
+        # The error's headers too: Retry-After of a 429, as the tool's own route sends it.
+        return JSONResponse(
+            body.model_dump(mode="json"), status_code=exc.status_code, headers=exc.headers
+        )
     body = CallResponse(
         tool=entry.name, success=True, result=result.model_dump(mode="json"), error=None
     )
