@@ -251,8 +251,8 @@ def _check_member_count(count: int, limits: ArchiveLimits) -> None:
 _END = b"PK\x05\x06"
 _END64_LOCATOR = b"PK\x06\x07"
 _END64 = b"PK\x06\x06"
-# The smallest directory entry (46 bytes and the name); a directory needs no more than
-# this many bytes per entry and name byte on average, however long the names.
+# A directory entry is 46 bytes with its name, extra field and comment (about 150 bytes
+# in all in Spotify's exports); many times that per entry on average is no export's.
 _DIRECTORY_BYTES_PER_ENTRY = 4096
 
 
