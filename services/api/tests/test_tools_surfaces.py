@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -263,8 +264,10 @@ async def test_bodies_over_the_cap_are_refused_before_anyone_reads_them(
 async def test_mcp_answers_only_post(client: httpx.AsyncClient, personal: dict[str, str]) -> None:
     # A stateless server offers no stream on GET and no session to end on DELETE.
     for method in ("GET", "DELETE"):
-        response = await client.request(
-            method, "/mcp", headers={**personal, "Accept": "text/event-stream"}
-        )
+        # What this guards against is a GET stream that never ends: fail, do not hang.
+        async with asyncio.timeout(60):
+            response = await client.request(
+                method, "/mcp", headers={**personal, "Accept": "text/event-stream"}
+            )
         assert response.status_code == 405, (method, response.text)
         assert response.headers["allow"] == "POST"

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.db.models import Artist, Base, Play, Track, TrackArtist
 from playlog.history.identity import (
+    API_SOURCE,
     MAX_MATCH_WINDOW,
     PlayIdentity,
     local_artist_id,
@@ -28,7 +29,7 @@ from playlog.history.locks import LOCK_SQL, history_lock_key
 from playlog.spotify.models import PlayHistory
 from playlog.spotify.models import Track as SpotifyTrack
 
-SOURCE = "spotify_api"
+SOURCE = API_SOURCE
 
 _tables = Base.metadata.tables
 _plays, _tracks = _tables["plays"], _tables["tracks"]

@@ -91,17 +91,13 @@ def _time(value: object) -> datetime | None:
 
 
 def _storable(value: Any) -> Any:
-    """``value`` with NULs and lone surrogates in its strings replaced and infinities (a
-    number beyond a double's range, such as 1e400) as nulls: JSON may spell all three,
-    PostgreSQL's jsonb takes none."""
+    """A kept sensitive value (text or a number) with NULs and lone surrogates replaced
+    and an infinity (a number beyond a double's range, such as 1e400) as null: JSON may
+    spell all three, PostgreSQL's jsonb takes none."""
     if isinstance(value, str):
         return copydata.encode(value).decode()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, list):
-        return [_storable(item) for item in value]
-    if isinstance(value, dict):
-        return {_storable(key): _storable(item) for key, item in value.items()}
     return value
 
 
@@ -217,7 +213,7 @@ class MemberRows:
             if sensitive is not None and (
                 "\\u0000" in sensitive or "\\ud" in sensitive or "Infinity" in sensitive
             ):
-                sensitive = json.dumps(_storable(kept))
+                sensitive = json.dumps({key: _storable(value) for key, value in kept.items()})
         start, end = get("reason_start"), get("reason_end")
         shuffle, skipped = get("shuffle"), get("skipped")
         offline, incognito = get("offline"), get("incognito_mode")

@@ -22,6 +22,9 @@ CROSS_SOURCE_WINDOW = timedelta(seconds=120)
 MINUTE_ROUNDING = timedelta(seconds=60)
 # The widest window any pair of rows can need; range queries use it as their margin.
 MAX_MATCH_WINDOW = CROSS_SOURCE_WINDOW + MINUTE_ROUNDING
+# A row is a play when it lasted at least this long (or its length is unknown); shorter
+# ones are skips. Spotify lists nothing shorter among the recently played.
+PLAY_MIN_MS = 30_000
 API_SOURCE = "spotify_api"
 
 _SPACES = re.compile(r"\s+")
@@ -78,7 +81,11 @@ def same_play(a: PlayIdentity, b: PlayIdentity) -> bool:
     # Spotify lists a playback in the recently played only after 30 s: an API row is
     # never the same playback as a shorter export row (a replay of the same track is).
     for api, other in ((a, b), (b, a)):
-        if api.source == API_SOURCE and other.ms_played is not None and other.ms_played < 30_000:
+        if (
+            api.source == API_SOURCE
+            and other.ms_played is not None
+            and other.ms_played < PLAY_MIN_MS
+        ):
             return False
     window = CROSS_SOURCE_WINDOW
     if "account_data" in (a.source_format, b.source_format):

@@ -27,10 +27,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.history.hours import window_hour_start
+from playlog.history.identity import PLAY_MIN_MS
 from playlog_api.history.window import Window, WindowArgs, resolve
 from playlog_api.tools.registry import ToolContext
 
-COUNTED = "(p.ms_played IS NULL OR p.ms_played >= 30000)"
+COUNTED = f"(p.ms_played IS NULL OR p.ms_played >= {PLAY_MIN_MS})"
 LISTENING_MS = "coalesce(p.ms_played, p.ms_estimated, 0)"
 IN_WINDOW = "p.user_id = :user_id AND p.played_at >= :start AND p.played_at < :end"
 
