@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import math
 import os
+import secrets
 import statistics
 import subprocess
 import tempfile
@@ -48,7 +49,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from playlog.access_tokens import create_token, generate_token, revoke_token
+from playlog.access_tokens import create_token, revoke_token
 from playlog.db.engine import create_engine, create_sessionmaker
 from playlog.db.models import User
 from playlog.history.hours import zone_hour_start
@@ -245,7 +246,7 @@ async def bench(
     settings = ApiSettings(
         database_url=url,
         token_encryption_key=Fernet.generate_key().decode(),
-        admin_token=generate_token(),
+        admin_token=secrets.token_urlsafe(32),
         api_public_url="http://bench",
     )
     history = [

@@ -39,6 +39,18 @@ def test_short_admin_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "s3cr3t-but-short" not in str(caught.value)
 
 
+def test_admin_token_shaped_like_a_personal_token_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The tools read "Bearer plg_…" as a personal access token: such an admin token would
+    # open /admin and be refused by every tool.
+    value = "plg_" + "a1b2c3d4" * 5
+    monkeypatch.setenv("ADMIN_TOKEN", value)
+    with pytest.raises(ConfigurationError, match="must not start with 'plg_'") as caught:
+        load_settings(AdminAuthSettings)
+    assert value not in str(caught.value)
+
+
 def test_token_mode_accepts_a_real_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADMIN_TOKEN", GOOD_TOKEN)
     settings = load_settings(AdminAuthSettings)

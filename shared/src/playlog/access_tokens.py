@@ -22,9 +22,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 from playlog.db.engine import db_now
 from playlog.db.models import ApiToken
 from playlog.errors import Conflict, NotFound, ValidationFailed
+from playlog.settings import PERSONAL_TOKEN_PREFIX
 from playlog.users import find_user
 
-TOKEN_PREFIX = "plg_"  # noqa: S105 - a marker, not a secret
+TOKEN_PREFIX = PERSONAL_TOKEN_PREFIX
 # Characters of the token kept in clear to tell tokens apart: "plg_" and 8 random ones
 # (48 of the 256 random bits), which leaves 208 bits to guess.
 DISPLAY_PREFIX_LENGTH = 12

@@ -44,6 +44,8 @@ _PLACEHOLDER_PATTERNS = (
 )
 
 MIN_ADMIN_TOKEN_LENGTH = 32
+# Personal access tokens start with it (playlog.access_tokens.TOKEN_PREFIX).
+PERSONAL_TOKEN_PREFIX = "plg_"  # noqa: S105 - a marker, not a secret
 MIN_ADMIN_PASSWORD_LENGTH = 12
 
 
@@ -113,7 +115,16 @@ class AdminAuthSettings(PlaylogSettings):
     @model_validator(mode="after")
     def _credentials_present(self) -> AdminAuthSettings:
         if self.admin_auth_mode == "token":
-            _check_secret("ADMIN_TOKEN", self.admin_token, min_length=MIN_ADMIN_TOKEN_LENGTH)
+            token = _check_secret(
+                "ADMIN_TOKEN", self.admin_token, min_length=MIN_ADMIN_TOKEN_LENGTH
+            )
+            if token.get_secret_value().startswith(PERSONAL_TOKEN_PREFIX):
+                # The tools would take it for a personal access token, find none, and
+                # refuse it: the admin could use /admin but never a tool.
+                raise ValueError(
+                    f"ADMIN_TOKEN must not start with {PERSONAL_TOKEN_PREFIX!r}, the mark of "
+                    "personal access tokens; generate one with `playlog secrets generate-token`"
+                )
         else:
             if not (self.admin_username or "").strip():
                 raise ValueError("ADMIN_USERNAME is required when ADMIN_AUTH_MODE=basic")
