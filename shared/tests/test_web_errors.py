@@ -19,6 +19,10 @@ def _app() -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
 
+    @app.delete("/items/{item_id}", status_code=204)
+    async def remove(item_id: int) -> None:
+        return None
+
     @app.get("/items/{item_id}")
     async def item(item_id: int) -> dict[str, int]:
         if item_id == 0:
@@ -82,3 +86,28 @@ async def test_unexpected_error_is_a_bare_500(
     }
     assert SECRET not in response.text
     assert "unhandled error on GET /items/2" in caplog.text
+
+
+async def test_a_405_names_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    # The router named only the first route's (DELETE) of a path with two.
+    response = await client.put("/items/5")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, DELETE"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+async def test_the_openapi_document_describes_the_envelope_errors_are_sent_in(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+    # FastAPI's own 422 model names a "detail" list that no answer holds.
+    assert "HTTPValidationError" not in schemas
+    assert schemas["ErrorResponse"]["properties"]["error"]["$ref"].endswith("/ErrorInfo")
+    answer = spec["paths"]["/items/{item_id}"]["get"]["responses"]["422"]
+    assert answer["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorResponse"
+    }
+    sent = (await client.get("/items/x")).json()
+    assert set(sent) == set(schemas["ErrorResponse"]["required"]) == {"error"}
+    assert set(sent["error"]) <= set(schemas["ErrorInfo"]["properties"])

@@ -104,6 +104,16 @@ async def test_naive_since_is_422_with_a_clear_message(
     assert "timezone" in message
 
 
+async def test_a_service_name_that_is_no_name_is_422(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # A NUL reached the database and failed there: a 500.
+    for service in ("api\u0000", "api collector", "../api"):
+        response = await client.get("/admin/logs", headers=admin, params={"service": service})
+        assert response.status_code == 422, service
+        assert response.json()["error"]["details"][0]["location"] == ["query", "service"]
+
+
 async def test_purge_deletes_only_older_records(
     client: httpx.AsyncClient, db_session: AsyncSession, admin: dict[str, str], service: str
 ) -> None:

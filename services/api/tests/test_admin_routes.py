@@ -114,6 +114,12 @@ async def test_openapi_describes_the_admin_api(
         assert operation["description"], f"{method} {path} has no description"
     assert "202" in paths["/admin/users/{user_id}/sync-now"]["post"]["responses"]
     assert "204" in paths["/admin/users/{user_id}"]["delete"]["responses"]
+    # Each route that loads one user or import job says it may answer 404.
+    for method, path in admin_routes(api_settings):
+        responses = paths[path][method.lower()]["responses"]
+        assert "401" in responses, f"{method} {path}"
+        if "{user_id}" in path or "{job_id}" in path:
+            assert "404" in responses, f"{method} {path}"
 
 
 @pytest.mark.parametrize(("method", "path", "params"), BAD_QUERIES)

@@ -148,6 +148,9 @@ async def test_an_admin_changes_a_users_time_zone(
         ({"display_name": ""}, "name must not be empty"),
         ({"display_name": "   "}, "name must not be empty"),
         ({"display_name": "x" * 201}, "at most 200 characters"),
+        # A NUL cannot be stored (it was a 500); a line break would break the listings.
+        ({"display_name": "Ada\u0000"}, "must not contain control characters"),
+        ({"display_name": "Ada\nLovelace"}, "must not contain control characters"),
         ({"colour": "red"}, "colour"),
     ):
         refused = await client.patch(f"/admin/users/{user.id}", headers=admin, json=body)

@@ -200,6 +200,16 @@ async def test_the_gpt_action_document_holds_only_tool_operations(
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert spec["servers"] == [{"url": "http://testserver"}]
     assert len(str(spec)) < 100_000
+    # Every error answer is described, with the body it has.
+    for op in operations:
+        errors = {status: answer for status, answer in op["responses"].items() if status >= "4"}
+        assert {"401", "422", "503"} <= set(errors), op["operationId"]
+        for answer in errors.values():
+            schema = answer["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
+    live = spec["paths"]["/me/spotify-top"]["get"]["responses"]
+    assert {"409", "429", "502", "503"} <= set(live)
+    assert "Retry-After" in live["429"]["description"]
 
 
 def test_the_registry_holds_exactly_the_catalog() -> None:
@@ -218,6 +228,11 @@ async def test_the_full_openapi_document_is_valid_with_unique_operation_ids(
     OpenAPIV31SpecValidator(spec).validate()
     ids = [op["operationId"] for path in spec["paths"].values() for op in path.values()]
     assert len(ids) == len(set(ids))
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    call = spec["paths"]["/mcp/call"]["post"]["responses"]
+    assert call["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/CallResponse")
+    admin = spec["paths"]["/history/users/{user_id}/top-artists"]["get"]["responses"]
+    assert {"401", "403", "404", "422", "503"} <= set(admin)
 
 
 def test_tools_are_found_by_name_or_exact_alias_only() -> None:

@@ -105,3 +105,22 @@ async def test_a_page_listed_newest_first_estimates_each_play_from_the_one_befor
     )
     # The first play has no previous one: its track's duration.
     assert [ms for _, ms in estimates.all()] == [200_000, 60_000, 60_000, 60_000]
+
+
+async def test_a_local_file_whose_tags_hold_nuls_is_stored(db_session: AsyncSession) -> None:
+    # A local file's names come from its tags, which may end in NULs; Spotify passes them
+    # on as \u0000, which PostgreSQL's text cannot hold: the page failed on every poll.
+    raw = (
+        b'{"track": {"id": null, "is_local": true, "name": "Demo\\u0000",'
+        b' "uri": "spotify:local:Me:Tape:Demo:200", "duration_ms": 200000,'
+        b' "album": {"name": "Tape\\u0000\\u0000"}, "artists": [{"name": "M\\u0000e"}]},'
+        b' "played_at": "2026-05-01T12:00:00Z"}'
+    )
+    result = await store_page(
+        db_session, (await add_user(db_session)).id, [PlayHistory.model_validate_json(raw)]
+    )
+    assert result.inserted == 1
+    stored = await db_session.execute(
+        select(Track.name, Track.album_name).join(Play, Play.track_id == Track.track_id)
+    )
+    assert stored.all() == [("Demo\ufffd", "Tape\ufffd\ufffd")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 import zoneinfo
 from functools import cache
@@ -60,6 +61,9 @@ def validate_display_name(name: str) -> str:
         raise ValidationFailed("name must not be empty")
     if len(name) > MAX_NAME_LENGTH:
         raise ValidationFailed(f"name must be at most {MAX_NAME_LENGTH} characters")
+    if any(unicodedata.category(character) == "Cc" for character in name):
+        # A NUL cannot be stored at all; line breaks and tabs would break the listings.
+        raise ValidationFailed("name must not contain control characters (tabs, line breaks)")
     return name
 
 

@@ -14,6 +14,12 @@ from playlog_api.cleaning import clean_text
 
 NOT_CONFIGURED = "Spotify is not configured on this server"
 REASON_LIMIT = 200
+# What configured() and spotify_failures() answer, for the OpenAPI documents.
+SPOTIFY_FAILURES = {
+    429: "Spotify is rate-limiting this server; Retry-After says when to try again.",
+    502: "Spotify refused the call.",
+    503: "Spotify is not configured on this server, or unreachable.",
+}
 
 
 def configured(client: SpotifyClient | None) -> SpotifyClient:

@@ -8,12 +8,28 @@ Spotify's side never break parsing. Fields Spotify removed for development-mode 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+# PostgreSQL's text cannot hold a NUL, which JSON can spell and a local file's tags may
+# carry (Spotify passes their names on): stored as U+FFFD, like an export's.
+_NUL, _REPLACEMENT = "\x00", "\ufffd"
 
 
 class SpotifyModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(_NUL, _REPLACEMENT) if _NUL in value else value
+        if isinstance(value, list) and any(
+            isinstance(item, str) and _NUL in item for item in value
+        ):
+            return [item.replace(_NUL, _REPLACEMENT) for item in value]
+        return value
 
 
 class Image(SpotifyModel):

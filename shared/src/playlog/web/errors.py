@@ -9,7 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from playlog.errors import AppError
 from playlog.logging import LOGGED_MARK, log_context
@@ -27,6 +29,55 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+
+class FieldProblem(BaseModel):
+    location: list[str] = Field(description='Where, e.g. ["query", "days"].')
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable and machine-readable: validation_error, not_found, …")
+    message: str = Field(description="What went wrong and, where it helps, what to do.")
+    details: list[FieldProblem] | dict[str, Any] | None = Field(
+        default=None, description="Each invalid field of a validation error; other facts."
+    )
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorInfo
+
+
+_SCHEMAS = "#/components/schemas/"
+# FastAPI's answer to a body it cannot even split into fields (a form without its boundary).
+_UNPARSABLE = "The body could not be parsed."
+# FastAPI's own description of a 422 body, which these handlers never send.
+_FASTAPI_422 = ("HTTPValidationError", "ValidationError")
+
+
+def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
+    """Describe the 4xx and 5xx answers of an OpenAPI document with :class:`ErrorResponse`,
+    the envelope the handlers below send, in place of FastAPI's own 422 model (which
+    names a ``detail`` list no answer holds) or no body at all; an answer a route
+    describes itself is left as it is. Returns ``spec``."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    for name in _FASTAPI_422:
+        schemas.pop(name, None)
+    model = ErrorResponse.model_json_schema(ref_template=_SCHEMAS + "{model}")
+    schemas.update(model.pop("$defs", {}))
+    schemas["ErrorResponse"] = model
+    body = {"application/json": {"schema": {"$ref": _SCHEMAS + "ErrorResponse"}}}
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation["responses"].setdefault("400", {"description": _UNPARSABLE})
+            for status, response in operation.get("responses", {}).items():
+                fastapi_422 = "HTTPValidationError" in str(response.get("content"))
+                if status[:1] in ("4", "5") and ("content" not in response or fastapi_422):
+                    response["content"] = body
+    return spec
 
 
 def error_response(
@@ -63,11 +114,29 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", summary or "invalid request", details)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    headers = dict(exc.headers) if exc.headers else None
-    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        # The router names the methods of the first route of the path only; a path may
+        # have several (GET, PATCH and DELETE of one user).
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers or None)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -89,6 +158,15 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The handlers of every error, and the app's OpenAPI document saying what they send."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

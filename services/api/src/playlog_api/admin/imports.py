@@ -25,7 +25,7 @@ from playlog.exports.storage import delete_upload, upload_path
 from playlog.users import find_user
 from playlog.web.db import DbSession, get_sessionmaker
 from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit, matching
-from playlog_api.admin.schemas import ImportJobStatus, ImportJobView, ImportProgress
+from playlog_api.admin.schemas import NO_JOB, ImportJobStatus, ImportJobView, ImportProgress
 from playlog_api.admin.uploads import FILE_FIELD, RAW_TYPES, StagedUpload, ZipUpload
 from playlog_api.dependencies import Settings
 
@@ -233,7 +233,7 @@ async def list_import_jobs(
     return Page(items=[job_view(row, now) for row in rows], next_cursor=next_cursor)
 
 
-@router.get("/import-jobs/{job_id}")
+@router.get("/import-jobs/{job_id}", responses=NO_JOB)
 async def get_import_job(job: LoadedImportJob, session: DbSession) -> ImportJobView:
     """One import job with its counts, report and progress: the fraction of the file
     read, records per second, and for a running import the estimated seconds left."""
@@ -242,7 +242,7 @@ async def get_import_job(job: LoadedImportJob, session: DbSession) -> ImportJobV
 
 @router.post(
     "/import-jobs/{job_id}/cancel",
-    responses={409: {"description": "the import has already ended"}},
+    responses={**NO_JOB, 409: {"description": "the import has already ended"}},
 )
 async def cancel_import_job(
     # Before the job (and its session): the file goes only once the cancel has committed.

@@ -21,6 +21,9 @@ router = APIRouter()
 
 _LOGS = Keyset(tuple[int], LogRecord.id, descending=True)
 _SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+# Services name themselves in plain words ("api", "collector"); anything else matches no
+# record, and a NUL could not even be compared.
+SERVICE_NAME = r"^[A-Za-z0-9_.-]+$"
 
 
 def of_user(user_id: uuid.UUID) -> ColumnElement[bool]:
@@ -31,7 +34,7 @@ def of_user(user_id: uuid.UUID) -> ColumnElement[bool]:
 @router.get("/logs")
 async def list_logs(
     session: DbSession,
-    service: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    service: Annotated[str | None, Query(min_length=1, max_length=64, pattern=SERVICE_NAME)] = None,
     level: Annotated[
         Severity | None, Query(description="Minimum severity: WARNING also returns ERROR.")
     ] = None,

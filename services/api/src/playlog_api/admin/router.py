@@ -7,6 +7,11 @@ from fastapi import APIRouter, Depends
 from playlog.web.admin_auth import require_admin
 from playlog_api.admin import imports, job_runs, logs, sync, sync_status, system, tokens, users
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses={401: {"description": "Missing or wrong admin credentials."}},
+)
 for feature in (system, users, tokens, sync, sync_status, job_runs, imports, logs):
     router.include_router(feature.router)

@@ -19,6 +19,10 @@ ImportJobStatus = Literal["pending", "running", "success", "partial", "error", "
 # Log levels, least severe first; a level filter means "this one or more severe".
 Severity = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
+# The documented answers of routes that load one user or import job, or answer 404.
+NO_USER: dict[int | str, dict[str, Any]] = {404: {"description": "No user with this id."}}
+NO_JOB: dict[int | str, dict[str, Any]] = {404: {"description": "No import job with this id."}}
+
 
 class _FromRow(BaseModel):
     model_config = ConfigDict(from_attributes=True)

@@ -22,10 +22,10 @@ from playlog.db.models.sync import SYNC_CHANNEL
 from playlog.errors import Conflict
 from playlog.spotify.tokens import ReauthRequired, TokenStatus
 from playlog.web.db import DbSession
-from playlog_api.admin.schemas import Checkpoint, SyncState
+from playlog_api.admin.schemas import NO_USER, Checkpoint, SyncState
 from playlog_api.admin.users import LoadedUser, spotify_status
 
-router = APIRouter(prefix="/users")
+router = APIRouter(prefix="/users", responses=NO_USER)
 
 _USABLE = ("ok", "expires_soon")
 _CONFLICTS: dict[int | str, dict[str, Any]] = {

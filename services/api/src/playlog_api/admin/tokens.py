@@ -16,8 +16,9 @@ from playlog.access_tokens import (
     revoke_token,
 )
 from playlog.web.db import DbSession
+from playlog_api.admin.schemas import NO_USER
 
-router = APIRouter(prefix="/users")
+router = APIRouter(prefix="/users", responses=NO_USER)
 
 
 class TokenRequest(BaseModel):

@@ -27,6 +27,7 @@ from playlog.web.db import DbSession
 from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit
 from playlog_api.admin.deletion import delete_user
 from playlog_api.admin.schemas import (
+    NO_USER,
     Checkpoint,
     ConnectionCheck,
     CoverageGapView,
@@ -37,7 +38,7 @@ from playlog_api.admin.schemas import (
     UserSummary,
 )
 from playlog_api.dependencies import Settings
-from playlog_api.spotify_calls import configured, spotify_failures
+from playlog_api.spotify_calls import SPOTIFY_FAILURES, configured, spotify_failures
 
 router = APIRouter(prefix="/users")
 
@@ -147,7 +148,7 @@ async def _detail(session: AsyncSession, user: User) -> UserDetail:
     )
 
 
-@router.get("/{user_id}")
+@router.get("/{user_id}", responses=NO_USER)
 async def get_user(user: LoadedUser, session: DbSession) -> UserDetail:
     """A user's profile, Spotify connection status (ok / expires_soon / needs_reauth /
     not_connected, with the refresh-token expiry), sync checkpoint, number of stored
@@ -166,7 +167,7 @@ class UserChange(BaseModel):
     )
 
 
-@router.patch("/{user_id}")
+@router.patch("/{user_id}", responses=NO_USER)
 async def change_user(user: LoadedUser, change: UserChange, session: DbSession) -> UserDetail:
     """Change a user's display name or time zone (IANA name, e.g. Europe/Berlin). The time
     zone decides the day and hour buckets of every analytics answer for this user."""
@@ -178,7 +179,7 @@ async def change_user(user: LoadedUser, change: UserChange, session: DbSession) 
     return await _detail(session, user)
 
 
-@router.delete("/{user_id}", status_code=204)
+@router.delete("/{user_id}", status_code=204, responses=NO_USER)
 async def remove_user(user: LoadedUser, session: DbSession, settings: Settings) -> None:
     """Delete the user for good: their row and, by cascade, their plays, tokens, checkpoint,
     job runs, imports and gaps; their stored log records; and their uploaded files under
@@ -189,7 +190,11 @@ async def remove_user(user: LoadedUser, session: DbSession, settings: Settings) 
 @router.post(
     "/{user_id}/check-connection",
     response_model=ConnectionCheck,
-    responses={409: {"description": "the user must reconnect Spotify (spotify_reauth_required)"}},
+    responses={
+        **NO_USER,
+        409: {"description": "the user must reconnect Spotify (spotify_reauth_required)"},
+        **{status: {"description": cause} for status, cause in SPOTIFY_FAILURES.items()},
+    },
 )
 async def check_connection(
     user: LoadedUser, request: Request, session: DbSession
@@ -210,7 +215,7 @@ async def check_connection(
     )
 
 
-@router.post("/{user_id}/disconnect")
+@router.post("/{user_id}/disconnect", responses=NO_USER)
 async def disconnect(user: LoadedUser, session: DbSession) -> UserDetail:
     """Forget the user's Spotify tokens and stop polling; their history stays.
 

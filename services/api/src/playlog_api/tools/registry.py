@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any, Generic, TypeVar
@@ -161,6 +161,8 @@ class Tool(Generic[In, Out]):
     handler: Handler[In, Out]
     description: str
     read_only: bool = True
+    # Error answers of this tool beyond those of every tool (status: when).
+    errors: Mapping[int, str] = field(default_factory=dict, compare=False)
 
     @property
     def summary(self) -> str:
@@ -191,7 +193,7 @@ _TOOLS: dict[str, Tool[Any, Any]] = {}
 
 
 def tool(
-    name: str, *, path: str, read_only: bool = True
+    name: str, *, path: str, read_only: bool = True, errors: Mapping[int, str] | None = None
 ) -> Callable[[Handler[In, Out]], Handler[In, Out]]:
     """Register a handler as a tool; input and output models come from its annotations."""
 
@@ -209,6 +211,7 @@ def tool(
             handler=handler,
             description=" ".join(description.split()),
             read_only=read_only,
+            errors=dict(errors or {}),
         )
         _check(entry)
         _TOOLS[name] = entry

@@ -17,12 +17,24 @@ from pydantic import BaseModel, Field
 from playlog import __version__
 from playlog.errors import AppError, ValidationFailed
 from playlog.web.db import DbSession
+from playlog.web.errors import document_errors
 from playlog_api.tools.access import Caller, authenticate
 from playlog_api.tools.invoke import invoke, parse_args
 from playlog_api.tools.registry import Tool, find, tools
 
 ME_PREFIX = "/me"
 ADMIN_PREFIX = "/history/users/{user_id}"
+# The error answers of every tool route (the body of each: playlog.web.errors.ErrorResponse).
+ME_ERRORS = {
+    401: "Missing, invalid, expired or revoked token (with a WWW-Authenticate header).",
+    422: "Invalid arguments; the message names each and says why.",
+    503: "The question took too long to answer (ask about a shorter window).",
+}
+ADMIN_ERRORS = {
+    **ME_ERRORS,
+    403: "A personal access token of another user.",
+    404: "No user with this id.",
+}
 
 
 async def get_caller(request: Request, session: DbSession) -> Caller:
@@ -64,7 +76,7 @@ class CallResponse(BaseModel):
     error: CallError | None
 
 
-router = APIRouter(tags=["tools"])
+router = APIRouter(tags=["tools"], responses={401: {"description": ME_ERRORS[401]}})
 
 
 @router.get("/mcp/tools")
@@ -87,7 +99,35 @@ async def list_tools(caller: CallerDep) -> Catalog:
     )
 
 
-@router.post("/mcp/call", response_model=CallResponse)
+# The answers of /mcp/call when the call fails: its own envelope, "success": false.
+_CALL_FAILURES: dict[int | str, dict[str, Any]] = {
+    status: {"model": CallResponse, "description": when}
+    for status, when in (
+        (403, "A personal access token naming another user."),
+        (404, "No tool of that name (or alias), or no such user."),
+        (409, "Spotify must be connected (again) for this tool."),
+        (429, "Spotify is rate-limiting this server; Retry-After says when to try again."),
+        (502, "Spotify refused the call."),
+        (503, "Spotify is unavailable, or the question took too long to answer."),
+    )
+}
+_CALL_FAILURES[422] = {
+    "description": "Invalid arguments, or admin credentials without user_id (the call's "
+    "envelope); a body that is no call at all (the error envelope).",
+    "content": {
+        "application/json": {
+            "schema": {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/CallResponse"},
+                    {"$ref": "#/components/schemas/ErrorResponse"},
+                ]
+            }
+        }
+    },
+}
+
+
+@router.post("/mcp/call", response_model=CallResponse, responses=_CALL_FAILURES)
 async def call_tool(
     request: Request, session: DbSession, caller: CallerDep, call: Annotated[CallRequest, Body()]
 ) -> JSONResponse:
@@ -168,10 +208,13 @@ def tool_routers() -> tuple[APIRouter, APIRouter]:
     me = APIRouter(prefix=ME_PREFIX, tags=["me"])
     admin = APIRouter(prefix=ADMIN_PREFIX, tags=["history"])
     for entry in tools():
-        for target, is_admin, operation_id in (
-            (me, False, entry.name),
-            (admin, True, f"admin_{entry.name}"),
+        for target, is_admin, operation_id, errors in (
+            (me, False, entry.name, ME_ERRORS),
+            (admin, True, f"admin_{entry.name}", ADMIN_ERRORS),
         ):
+            described = dict(errors)
+            for status, cause in entry.errors.items():
+                described[status] = f"{cause} {described.get(status, '')}".strip()
             target.add_api_route(
                 f"/{entry.path}",
                 _endpoint(entry, admin=is_admin),
@@ -180,7 +223,9 @@ def tool_routers() -> tuple[APIRouter, APIRouter]:
                 operation_id=operation_id,
                 summary=entry.summary,
                 description=entry.summary if not is_admin else entry.description,
-                responses={401: {"description": "missing, invalid or revoked token"}},
+                responses={
+                    status: {"description": described[status]} for status in sorted(described)
+                },
             )
     return me, admin
 
@@ -202,7 +247,7 @@ def gpt_openapi(me: APIRouter, server_url: str) -> dict[str, Any]:
         }
     }
     spec["security"] = [{"bearer": []}]
-    return spec
+    return document_errors(spec)
 
 
 def install(app: FastAPI, public_url: str) -> None:

@@ -21,7 +21,7 @@ from playlog.spotify.models import Artist, PagedArtists, PagedTracks, Simplified
 from playlog.spotify.tokens import ReauthRequired, UserTokens
 from playlog_api.admin.users import spotify_status
 from playlog_api.history.schemas import Limit, hours
-from playlog_api.spotify_calls import configured, spotify_failures
+from playlog_api.spotify_calls import SPOTIFY_FAILURES, configured, spotify_failures
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
 
 T = TypeVar("T")
@@ -44,6 +44,13 @@ _IN_HISTORY = text(
 
 class SpotifyNotConnected(Conflict):
     code = "spotify_not_connected"
+
+
+# The answers of the live tools when Spotify cannot be asked.
+SPOTIFY_ERRORS = {
+    409: "The user has not connected Spotify, or must connect it again.",
+    **SPOTIFY_FAILURES,
+}
 
 
 class ArtistRef(BaseModel):
@@ -204,7 +211,7 @@ async def call_spotify(
         raise ReauthRequired(RECONNECT) from None
 
 
-@tool("spotify_get_top", path="spotify-top")
+@tool("spotify_get_top", path="spotify-top", errors=SPOTIFY_ERRORS)
 async def spotify_get_top(context: ToolContext, args: SpotifyTopArgs) -> SpotifyTop:
     """The user's top tracks or artists as Spotify itself ranks them (live from Spotify)
     for about the last 4 weeks (short_term), 6 months (medium_term) or 1 year (long_term).
@@ -248,7 +255,7 @@ async def _in_history(context: ToolContext, tracks: list[SpotifyTrack]) -> dict[
     }
 
 
-@tool("spotify_search", path="spotify-search")
+@tool("spotify_search", path="spotify-search", errors=SPOTIFY_ERRORS)
 async def spotify_search(context: ToolContext, args: SpotifySearchArgs) -> SpotifySearch:
     """Search Spotify's catalogue (live) for tracks, artists or albums, and say for each
     track found how often the user has played it (all stored history). Use it for "have I
