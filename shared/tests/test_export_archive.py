@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
@@ -307,12 +308,40 @@ def test_values_nested_within_the_limit_are_read_by_the_streaming_parser(tmp_pat
     assert value == "deep"
 
 
+def _digits_across_reads(digits: bytes) -> bytes:
+    head = b'[{"ts": "2024-01-01T09:00:00Z", "ms_played": 1e400}, {"ts": "2024-01-01T10:00:00Z"'
+    tail = b'", "ms_played": '
+    # The parsers read 256 KiB at a time and the bulk one gives up after two reads: the
+    # digits straddle the end of the second. Letters that do not compress (a blank pad
+    # would look like a zip bomb).
+    pad_length = 512 * 1024 - len(digits) // 2 - len(head) - len(b', "pad": "') - len(tail)
+    pad = base64.b64encode(random.Random(4).randbytes(pad_length))[:pad_length]
+    return head + b', "pad": "' + pad + tail + digits + b"}]"
+
+
 def test_an_integer_of_thousands_of_digits_fails_its_member_only(tmp_path: Path) -> None:
-    big = b'[{"ts": "2024-01-01T10:00:00Z", "ms_played": ' + b"7" * 5000 + b"}]"
-    path = write_zip(tmp_path / "e.zip", {extended_member(0): big, extended_member(1): _good(1)})
-    outcome = read_all(path)
-    assert outcome[extended_member(0)] == "a number has more than 4300 digits"
-    assert len(outcome[extended_member(1)]) == 1
+    digits = b"7" * 5000
+    record = b'{"ts": "2024-01-01T10:00:00Z", "ms_played": '
+    members = {
+        extended_member(0): b"[" + record + digits + b"}]",
+        # Followed by something else than a separator, or by the member's end, such a
+        # number crashed the streaming parser (a segfault, which took the import down).
+        extended_member(1): b"[" + record + digits + b"x}]",
+        extended_member(2): b"[" + record + digits,
+        extended_member(3): b"[" + digits + b"x]",
+        # Split between two reads of the streaming parser, after a record the bulk
+        # parser gave up on.
+        extended_member(4): _digits_across_reads(digits),
+        extended_member(5): _good(5),
+    }
+    outcome = read_all(write_zip(tmp_path / "e.zip", members))
+    for index in range(5):
+        assert outcome[extended_member(index)] == "a number has more than 4300 digits", index
+    assert len(outcome[extended_member(5)]) == 1
+    # As many digits as Python converts are read as they are.
+    exact = b"[" + record + b"7" * 4300 + b', "x": 1e400}, ' + _good(6)[1:]
+    outcome = read_all(write_zip(tmp_path / "f.zip", {extended_member(0): exact}))
+    assert outcome[extended_member(0)][0]["ms_played"] == int("7" * 4300)
 
 
 def test_parser_complaints_do_not_quote_the_records(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ lies about its sizes is stopped as well.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import lzma
 import math
@@ -368,20 +369,50 @@ class _Chunks(Protocol):
     def read(self, size: int = -1) -> bytes: ...
 
 
+_DIGITS = b"0123456789"
+
+
+@functools.cache
+def _digit_run(longest: int) -> re.Pattern[bytes]:
+    return re.compile(rb"[0-9]{%d}" % (longest + 1))
+
+
 class _Peeked:
-    """Put back bytes read while checking how a member starts."""
+    """The streaming parser's input: bytes read while checking how a member starts put
+    back, then the member's, with no run of more digits than Python converts to an int.
+
+    The C parser crashed the process (a segfault) when such a number was followed by
+    anything but a separator, a truncated member's end among them: the conversion fails
+    inside it, and it goes on as if it had not. Such a run (a number, or text of digits)
+    fails the member here before the parser sees it; the bulk parser takes long numbers
+    as floats and never hands them over."""
 
     def __init__(self, head: bytes, stream: _MemberStream) -> None:
         self._head = head
         self._stream = stream
+        # Digits at the end of what was handed out so far (a run may span two reads).
+        self._trailing_digits = 0
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:  # ijson probes with read(0) whether the stream gives bytes
             return b""
         if self._head:
-            head, self._head = self._head, b""
-            return head
-        return self._stream.read(size)
+            data, self._head = self._head, b""
+        else:
+            data = self._stream.read(size)
+        longest = sys.get_int_max_str_digits()
+        if data and longest:
+            self._check_digits(data, longest)
+        return data
+
+    def _check_digits(self, data: bytes, longest: int) -> None:
+        leading = len(data) - len(data.lstrip(_DIGITS))
+        if self._trailing_digits + leading > longest or _digit_run(longest).search(data):
+            raise MemberFailed(f"a number has more than {longest} digits")
+        if leading == len(data):
+            self._trailing_digits += leading
+        else:
+            self._trailing_digits = len(data) - len(data.rstrip(_DIGITS))
 
 
 def _parse(stream: _MemberStream, member: HistoryMember) -> Iterator[dict[str, Any]]:
@@ -466,18 +497,8 @@ def _records(stream: _MemberStream, rest: bytes) -> Iterator[Any]:
     items = _elements(events)
     if started:
         next(items, None)
-    try:
-        yield from items
-    except (SystemError, ValueError) as exc:
-        # An integer Python will not convert (more digits than
-        # sys.get_int_max_str_digits(), 4300), reported by the C parser as it is or
-        # wrapped: the record checks would refuse it anyway.
-        cause = exc if isinstance(exc, ValueError) else exc.__cause__ or exc.__context__
-        if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
-            raise MemberFailed(
-                f"a number has more than {sys.get_int_max_str_digits()} digits"
-            ) from None
-        raise
+    # No integer Python will not convert reaches the parser (see _Peeked).
+    yield from items
 
 
 def _elements(events: Iterator[tuple[str, Any]]) -> Iterator[Any]:
