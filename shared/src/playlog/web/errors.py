@@ -118,10 +118,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     headers = dict(exc.headers) if exc.headers else {}
-    if exc.status_code == 405:
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
         # The router names the methods of the first route of the path only; a path may
         # have several (GET, PATCH and DELETE of one user).
-        headers["Allow"] = ", ".join(_allowed_methods(request))
+        headers["Allow"] = ", ".join(allowed)
     return error_response(exc.status_code, code, str(exc.detail), headers=headers or None)
 
 
