@@ -23,6 +23,7 @@ from playlog.db.engine import db_now
 from playlog.db.models import ApiToken
 from playlog.errors import Conflict, NotFound, ValidationFailed
 from playlog.settings import PERSONAL_TOKEN_PREFIX
+from playlog.text import has_control_characters
 from playlog.users import find_user
 
 TOKEN_PREFIX = PERSONAL_TOKEN_PREFIX
@@ -112,8 +113,7 @@ def validate_name(name: str) -> str:
         raise ValidationFailed("token name must not be empty")
     if len(name) > MAX_NAME_LENGTH:
         raise ValidationFailed(f"token name must be at most {MAX_NAME_LENGTH} characters")
-    if not name.isprintable():
-        # Names are printed one per line by the command line and the admin views.
+    if has_control_characters(name):
         raise ValidationFailed("token name must not contain control characters")
     return name
 

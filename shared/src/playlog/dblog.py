@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from playlog.db.models import LogRecord as LogRow
 from playlog.logging import extra_fields, install_filters
 from playlog.settings import DatabaseLogSettings
+from playlog.text import storable
 
 Row = dict[str, Any]
 
@@ -61,10 +62,8 @@ def _clean_text(text: str, *, keep_end: bool = False) -> str:
             text = f"[{cut} characters cut] …{text[-MAX_TEXT:]}"
         else:
             text = f"{text[:MAX_TEXT]}… [{cut} characters cut]"
-    # PostgreSQL refuses NUL characters and lone surrogates cannot be encoded; either one
-    # would fail the whole batch.
-    text = text.replace("\x00", "\ufffd")
-    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+    # A NUL or a lone surrogate would fail the whole batch.
+    return storable(text)
 
 
 def _clean_json(value: Any) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 import zoneinfo
 from functools import cache
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from playlog.db.models import User
 from playlog.errors import Conflict, NotFound, ValidationFailed
 from playlog.history.hours import zone_hour_start
+from playlog.text import has_control_characters
 
 MAX_NAME_LENGTH = 200
 
@@ -61,8 +61,7 @@ def validate_display_name(name: str) -> str:
         raise ValidationFailed("name must not be empty")
     if len(name) > MAX_NAME_LENGTH:
         raise ValidationFailed(f"name must be at most {MAX_NAME_LENGTH} characters")
-    if any(unicodedata.category(character) == "Cc" for character in name):
-        # A NUL cannot be stored at all; line breaks and tabs would break the listings.
+    if has_control_characters(name):
         raise ValidationFailed("name must not contain control characters (tabs, line breaks)")
     return name
 

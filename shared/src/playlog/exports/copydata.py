@@ -14,6 +14,8 @@ import struct
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from playlog.text import NUL, REPLACEMENT
+
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 _NULL = b"\xff\xff\xff\xff"
@@ -33,10 +35,10 @@ _texts: dict[str, bytes] = {}
 
 
 def encode(value: str) -> bytes:
-    """UTF-8 that PostgreSQL's text takes: a NUL (which text cannot hold) and a lone
-    surrogate (which UTF-8 cannot encode; JSON may spell one) become U+FFFD and "?"."""
-    if "\x00" in value:
-        value = value.replace("\x00", "\ufffd")
+    """UTF-8 that PostgreSQL's text takes: :func:`playlog.text.storable`, encoded at once
+    (the export reader's hot path: no decoding back)."""
+    if NUL in value:
+        value = value.replace(NUL, REPLACEMENT)
     try:
         return value.encode()
     except UnicodeEncodeError:

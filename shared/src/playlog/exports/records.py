@@ -18,6 +18,7 @@ from typing import Any
 from playlog.exports import copydata
 from playlog.exports.archive import Format
 from playlog.history.identity import local_artist_id, local_track_id
+from playlog.text import storable
 
 STAGE_COLUMNS = (
     "played_at",
@@ -95,7 +96,7 @@ def _storable(value: Any) -> Any:
     and an infinity (a number beyond a double's range, such as 1e400) as null: JSON may
     spell all three, PostgreSQL's jsonb takes none."""
     if isinstance(value, str):
-        return copydata.encode(value).decode()
+        return storable(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

@@ -12,23 +12,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-# PostgreSQL's text cannot hold a NUL, which JSON can spell and a local file's tags may
-# carry (Spotify passes their names on): stored as U+FFFD, like an export's.
-_NUL, _REPLACEMENT = "\x00", "\ufffd"
+from playlog.text import storable
 
 
 class SpotifyModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
+    # Text as PostgreSQL stores it: a local file's names come from its tags, which may
+    # hold NULs, and Spotify passes them on (a page would fail on every poll).
     @field_validator("*", mode="after")
     @classmethod
     def _storable(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return value.replace(_NUL, _REPLACEMENT) if _NUL in value else value
-        if isinstance(value, list) and any(
-            isinstance(item, str) and _NUL in item for item in value
-        ):
-            return [item.replace(_NUL, _REPLACEMENT) for item in value]
+            return storable(value)
+        if isinstance(value, list) and value and isinstance(value[0], str):
+            return [storable(item) for item in value]
         return value
 
 

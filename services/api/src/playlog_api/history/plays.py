@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringConstraints
 from sqlalchemy import text
 
+from playlog.text import has_control_characters
 from playlog_api.history.schemas import Limit, hours
 from playlog_api.history.totals import COUNTED, IN_WINDOW, LISTENING_MS, open_scope
 from playlog_api.history.window import (
@@ -190,7 +191,7 @@ async def history_recent_plays(context: ToolContext, args: RecentPlaysArgs) -> R
 
 def _without_control_characters(query: str) -> str:
     # Names are matched joined by one (track_lookup.search_text): a query never has one.
-    if any(ord(character) < 32 or ord(character) == 127 for character in query):
+    if has_control_characters(query):
         raise ValueError("must not contain control characters (tabs, line breaks)")
     return query
 
