@@ -188,8 +188,8 @@ def test_member_count_and_file_size_are_capped(tmp_path: Path) -> None:
         ExportArchive(big, ImportSettings(import_max_zip_size_mb=1))
 
 
-def _good(index: int) -> bytes:
-    return json.dumps([track_play("2024-01-01T10:00:00Z")]).encode()
+# A member of one good play.
+GOOD = json.dumps([track_play("2024-01-01T10:00:00Z")]).encode()
 
 
 def test_a_zip_bomb_lying_about_its_compressed_size_is_judged_by_the_bytes_it_holds(
@@ -231,7 +231,7 @@ def test_the_member_count_is_read_from_the_directory_end_before_the_directory(
 
 
 def test_a_zip_needing_a_newer_reader_is_refused_clearly(tmp_path: Path) -> None:
-    path = write_zip(tmp_path / "e.zip", {extended_member(): _good(0)})
+    path = write_zip(tmp_path / "e.zip", {extended_member(): GOOD})
     data = bytearray(path.read_bytes())
     central = data.find(b"PK\x01\x02")
     data[central + 6] = 99  # "version needed to extract": 9.9
@@ -244,8 +244,8 @@ def test_odd_entry_names_are_ignored_or_ordered_not_fatal(tmp_path: Path) -> Non
     path = tmp_path / "e.zip"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr(zipfile.ZipInfo(""), b"nameless")
-        archive.writestr("My Data 1\u00b2/" + extended_member(3).split("/")[-1], _good(3))
-        archive.writestr("My Data 1\u00b2/" + extended_member(2).split("/")[-1], _good(2))
+        archive.writestr("My Data 1\u00b2/" + extended_member(3).split("/")[-1], GOOD)
+        archive.writestr("My Data 1\u00b2/" + extended_member(2).split("/")[-1], GOOD)
     with ExportArchive(path, LIMITS) as archive:
         assert [member.name[-6:] for member in archive.members] == ["2.json", "3.json"]
         assert archive.ignored == ["(an entry without a name)"]
@@ -257,7 +257,7 @@ def test_corrupt_compressed_data_fails_its_member_only(tmp_path: Path, method: i
     body = json.dumps([track_play(f"2024-01-01T10:{m:02}:00Z") for m in range(60)]).encode()
     with zipfile.ZipFile(path, "w", method) as archive:
         archive.writestr(extended_member(0), body)
-        archive.writestr(extended_member(1), _good(1))
+        archive.writestr(extended_member(1), GOOD)
     data = bytearray(path.read_bytes())
     # Scramble the middle of the first member's compressed data.
     start = data.find(b"PK\x03\x04") + 30 + len(extended_member(0))
@@ -279,7 +279,7 @@ def test_values_nested_too_deep_fail_their_member_in_time_and_memory_bounded_by_
     path = tmp_path / "e.zip"
     with zipfile.ZipFile(path, "w") as archive:  # stored: within any ratio
         archive.writestr(extended_member(0), b"[" + record + b"]")
-        archive.writestr(extended_member(1), _good(1))
+        archive.writestr(extended_member(1), GOOD)
     tracemalloc.start()
     try:
         outcome = read_all(path)
@@ -332,14 +332,14 @@ def test_an_integer_of_thousands_of_digits_fails_its_member_only(tmp_path: Path)
         # Split between two reads of the streaming parser, after a record the bulk
         # parser gave up on.
         extended_member(4): _digits_across_reads(digits),
-        extended_member(5): _good(5),
+        extended_member(5): GOOD,
     }
     outcome = read_all(write_zip(tmp_path / "e.zip", members))
     for index in range(5):
         assert outcome[extended_member(index)] == "a number has more than 4300 digits", index
     assert len(outcome[extended_member(5)]) == 1
     # As many digits as Python converts are read as they are.
-    exact = b"[" + record + b"7" * 4300 + b', "x": 1e400}, ' + _good(6)[1:]
+    exact = b"[" + record + b"7" * 4300 + b', "x": 1e400}, ' + GOOD[1:]
     outcome = read_all(write_zip(tmp_path / "f.zip", {extended_member(0): exact}))
     assert outcome[extended_member(0)][0]["ms_played"] == int("7" * 4300)
 

@@ -231,6 +231,9 @@ async def test_the_full_openapi_document_is_valid_with_unique_operation_ids(
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     call = spec["paths"]["/mcp/call"]["post"]["responses"]
     assert call["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/CallResponse")
+    # What any tool may answer, the Spotify tools' statuses among them, each cause once.
+    assert {"401", "403", "404", "409", "422", "429", "502", "503"} <= set(call)
+    assert call["502"]["description"] == "Spotify refused the call."
     admin = spec["paths"]["/history/users/{user_id}/top-artists"]["get"]["responses"]
     assert {"401", "403", "404", "422", "503"} <= set(admin)
 

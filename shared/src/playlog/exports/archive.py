@@ -384,8 +384,9 @@ class _Peeked:
     The C parser crashed the process (a segfault) when such a number was followed by
     anything but a separator, a truncated member's end among them: the conversion fails
     inside it, and it goes on as if it had not. Such a run (a number, or text of digits)
-    fails the member here before the parser sees it; the bulk parser takes long numbers
-    as floats and never hands them over."""
+    fails the member here before the parser sees it. The bulk parser needs no such check:
+    it refuses a number beyond a double's range, and the streaming parser, reading
+    through this, takes over from there."""
 
     def __init__(self, head: bytes, stream: _MemberStream) -> None:
         self._head = head

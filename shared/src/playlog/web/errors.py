@@ -69,13 +69,14 @@ def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
     schemas.update(model.pop("$defs", {}))
     schemas["ErrorResponse"] = model
     body = {"application/json": {"schema": {"$ref": _SCHEMAS + "ErrorResponse"}}}
+    fastapi_422 = {"application/json": {"schema": {"$ref": _SCHEMAS + _FASTAPI_422[0]}}}
     for operations in spec.get("paths", {}).values():
         for operation in operations.values():
             if "requestBody" in operation:
                 operation["responses"].setdefault("400", {"description": _UNPARSABLE})
-            for status, response in operation.get("responses", {}).items():
-                fastapi_422 = "HTTPValidationError" in str(response.get("content"))
-                if status[:1] in ("4", "5") and ("content" not in response or fastapi_422):
+            for status, response in operation["responses"].items():
+                content = response.get("content")
+                if status[:1] in ("4", "5") and (content is None or content == fastapi_422):
                     response["content"] = body
     return spec
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, Response
@@ -99,35 +100,6 @@ async def list_tools(caller: CallerDep) -> Catalog:
     )
 
 
-# The answers of /mcp/call when the call fails: its own envelope, "success": false.
-_CALL_FAILURES: dict[int | str, dict[str, Any]] = {
-    status: {"model": CallResponse, "description": when}
-    for status, when in (
-        (403, "A personal access token naming another user."),
-        (404, "No tool of that name (or alias), or no such user."),
-        (409, "Spotify must be connected (again) for this tool."),
-        (429, "Spotify is rate-limiting this server; Retry-After says when to try again."),
-        (502, "Spotify refused the call."),
-        (503, "Spotify is unavailable, or the question took too long to answer."),
-    )
-}
-_CALL_FAILURES[422] = {
-    "description": "Invalid arguments, or admin credentials without user_id (the call's "
-    "envelope); a body that is no call at all (the error envelope).",
-    "content": {
-        "application/json": {
-            "schema": {
-                "anyOf": [
-                    {"$ref": "#/components/schemas/CallResponse"},
-                    {"$ref": "#/components/schemas/ErrorResponse"},
-                ]
-            }
-        }
-    },
-}
-
-
-@router.post("/mcp/call", response_model=CallResponse, responses=_CALL_FAILURES)
 async def call_tool(
     request: Request, session: DbSession, caller: CallerDep, call: Annotated[CallRequest, Body()]
 ) -> JSONResponse:
@@ -203,6 +175,40 @@ def _endpoint(entry: Tool[Any, Any], *, admin: bool) -> Any:
     return endpoint
 
 
+def _described(*sources: Mapping[int, str]) -> dict[int, str]:
+    """Error statuses and when each is answered, the causes of one status joined (each
+    once: tools share theirs)."""
+    causes: dict[int, list[str]] = {}
+    for source in sources:
+        for status, cause in source.items():
+            if cause not in causes.setdefault(status, []):
+                causes[status].append(cause)
+    return {status: " ".join(joined) for status, joined in causes.items()}
+
+
+def call_failures() -> dict[int | str, dict[str, Any]]:
+    """The answers of ``/mcp/call`` when the call fails, in its own envelope ("success":
+    false): those of every tool route, and an unknown tool's 404. A 401 comes before any
+    call, in the error envelope; so does a 422 for a body that is no call at all."""
+    described = _described(
+        {404: "No tool of that name (or alias)."},
+        ADMIN_ERRORS,
+        {422: "Admin credentials without user_id."},
+        *(entry.errors for entry in tools()),
+    )
+    failures: dict[int | str, dict[str, Any]] = {401: {"description": described.pop(401)}}
+    for status, when in sorted(described.items()):
+        failures[status] = {"model": CallResponse, "description": when}
+    either = [
+        {"$ref": f"#/components/schemas/{model}"} for model in ("CallResponse", "ErrorResponse")
+    ]
+    failures[422] = {
+        "description": described[422],
+        "content": {"application/json": {"schema": {"anyOf": either}}},
+    }
+    return failures
+
+
 def tool_routers() -> tuple[APIRouter, APIRouter]:
     """The ``/me`` routes (personal tokens) and the ``/history/users/{user_id}`` routes."""
     me = APIRouter(prefix=ME_PREFIX, tags=["me"])
@@ -212,9 +218,7 @@ def tool_routers() -> tuple[APIRouter, APIRouter]:
             (me, False, entry.name, ME_ERRORS),
             (admin, True, f"admin_{entry.name}", ADMIN_ERRORS),
         ):
-            described = dict(errors)
-            for status, cause in entry.errors.items():
-                described[status] = f"{cause} {described.get(status, '')}".strip()
+            described = _described(entry.errors, errors)
             target.add_api_route(
                 f"/{entry.path}",
                 _endpoint(entry, admin=is_admin),
@@ -253,6 +257,15 @@ def gpt_openapi(me: APIRouter, server_url: str) -> dict[str, Any]:
 def install(app: FastAPI, public_url: str) -> None:
     me, admin = tool_routers()
     app.include_router(router)
+    # Here, not on the router: what a call may answer is what the registered tools may.
+    app.add_api_route(
+        "/mcp/call",
+        call_tool,
+        methods=["POST"],
+        response_model=CallResponse,
+        responses=call_failures(),
+        tags=["tools"],
+    )
     app.include_router(me)
     app.include_router(admin)
     # Built on the first request (it takes a few hundred ms) and served as is afterwards.
