@@ -211,7 +211,83 @@ def test_an_unexpected_error_in_the_reader_is_named() -> None:
     assert str(crossed) == "the export reader failed: KeyError: 'ts'"
 
 
-async def test_a_reader_that_dies_stops_the_import_with_a_clear_error(
+def crashing_reader(monkeypatch: pytest.MonkeyPatch, member: str, marker: Path | None) -> None:
+    """The real reader, but one that dies of a segmentation fault on the member whose
+    name ends in ``member``: every time, or with ``marker`` only the first time (it
+    leaves the file behind)."""
+    fake_reader(
+        monkeypatch,
+        "import os, resource, signal\n"
+        "from pathlib import Path\n"
+        "from playlog.exports import reader\n"
+        "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+        f"marker = {str(marker) if marker else None!r}\n"
+        "read = reader._Reader._member\n"
+        "def member(self, index, found):\n"
+        f"    if found.name.endswith({member!r}):\n"
+        "        if marker is None or not Path(marker).exists():\n"
+        "            if marker: Path(marker).touch()\n"
+        "            os.kill(os.getpid(), signal.SIGSEGV)\n"
+        "    read(self, index, found)\n"
+        "reader._Reader._member = member\n"
+        "reader.main()\n",
+    )
+
+
+async def test_a_member_that_crashes_the_reader_twice_fails_alone(
+    db_engine: AsyncEngine,
+    user_id: uuid.UUID,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    started: list[ReaderProcess],
+) -> None:
+    crashing_reader(monkeypatch, "_1.json", None)
+    path = write_zip(tmp_path / "e.zip", {extended_member(i): plays_in(3, i + 1) for i in range(3)})
+    report = await import_export(db_engine, user_id, path, SETTINGS)
+    assert [(f.name, f.status, f.error) for f in report.files] == [
+        (extended_member(0), "imported", None),
+        (
+            extended_member(1),
+            "failed",
+            "could not be read: it stopped the export reader twice (killed by SIGSEGV)",
+        ),
+        (extended_member(2), "imported", None),
+    ]
+    # The first reader, the one that read the member again, and one for the member after.
+    assert len(started) == 3
+    assert (report.records_seen, report.skips_inserted) == (6, 6)
+    assert await plays(db_engine, user_id) == 6
+    # Nothing of the failed member was recorded as imported: a later run reads it again.
+    async with db_engine.connect() as connection:
+        recorded = await connection.scalar(
+            text("SELECT count(*) FROM imported_members WHERE user_id = :u"), {"u": user_id}
+        )
+    assert recorded == 2
+
+
+async def test_a_member_read_again_after_a_crash_is_stored_once_and_counts_once(
+    db_engine: AsyncEngine,
+    user_id: uuid.UUID,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    started: list[ReaderProcess],
+) -> None:
+    crashing_reader(monkeypatch, "_1.json", tmp_path / "crashed")
+    path = write_zip(tmp_path / "e.zip", {extended_member(i): plays_in(3, i + 1) for i in range(3)})
+    # Eight records allowed: the second reader must count the first member's three, or
+    # it would read all nine.
+    limits = ImportSettings(import_max_records=8)
+    with pytest.raises(ExportRejected, match=r"more than IMPORT_MAX_RECORDS \(8\)"):
+        await import_export(db_engine, user_id, path, limits)
+    assert (tmp_path / "crashed").exists()
+    assert len(started) == 2
+    assert await plays(db_engine, user_id) == 6
+    report = await import_export(db_engine, user_id, path, SETTINGS)
+    assert [f.status for f in report.files] == ["already_imported", "already_imported", "imported"]
+    assert await plays(db_engine, user_id) == 9
+
+
+async def test_a_reader_that_keeps_crashing_stops_the_import(
     db_engine: AsyncEngine,
     user_id: uuid.UUID,
     tmp_path: Path,
@@ -219,8 +295,33 @@ async def test_a_reader_that_dies_stops_the_import_with_a_clear_error(
     started: list[ReaderProcess],
 ) -> None:
     fake_reader(monkeypatch, "import os, sys; sys.stdin.read(); os.kill(os.getpid(), 9)")
+    members = {extended_member(i): plays_in(3, i + 1) for i in range(5)}
+    path = write_zip(tmp_path / "e.zip", members)
+    files: list[MemberReport] = []
+    crashes = importer.MAX_READER_CRASHES + 1
+    with pytest.raises(
+        ExportReaderFailed,
+        match=rf"stopped {crashes} times, the last time \(killed by SIGKILL\) while reading "
+        + extended_member(3),
+    ):
+        await import_export(db_engine, user_id, path, SETTINGS, files=files)
+    assert len(started) == crashes
+    # Each member was read twice before the next one was tried.
+    assert [(f.name, f.status) for f in files] == [(extended_member(i), "failed") for i in range(3)]
+    assert await plays(db_engine, user_id) == 0
+
+
+async def test_a_reader_that_exits_without_a_word_stops_the_import(
+    db_engine: AsyncEngine,
+    user_id: uuid.UUID,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    started: list[ReaderProcess],
+) -> None:
+    # Not a crash (no signal): a reader that cannot run is not started again.
+    fake_reader(monkeypatch, "import sys; sys.stdin.read(); sys.exit(3)")
     path = write_zip(tmp_path / "e.zip", {extended_member(): plays_in(3, 1)})
-    with pytest.raises(ExportReaderFailed, match=r"stopped \(killed by SIGKILL\)"):
+    with pytest.raises(ExportReaderFailed, match=r"stopped \(exit code 3\)"):
         await import_export(db_engine, user_id, path, SETTINGS)
     assert len(started) == 1
     assert await plays(db_engine, user_id) == 0
@@ -264,7 +365,7 @@ class KillReaderOnFirstStore:
         return None
 
 
-async def test_a_reader_killed_mid_import_keeps_what_was_stored(
+async def test_a_reader_killed_mid_import_is_replaced_and_nothing_is_lost(
     db_engine: AsyncEngine,
     user_id: uuid.UUID,
     tmp_path: Path,
@@ -279,13 +380,17 @@ async def test_a_reader_killed_mid_import_keeps_what_was_stored(
         tmp_path / "e.zip",
         {extended_member(0): plays_in(5, 1), extended_member(1): plays_in(20_000, 2)},
     )
-    with pytest.raises(ExportReaderFailed, match=r"stopped \(killed by SIGKILL\)"):
-        await import_export(
-            db_engine, user_id, path, SETTINGS, hooks=KillReaderOnFirstStore(started)
-        )
+    report = await import_export(
+        db_engine, user_id, path, SETTINGS, hooks=KillReaderOnFirstStore(started)
+    )
     # The first member committed before the reader's death was noticed; the second was
-    # in flight and is undone whole.
-    assert await plays(db_engine, user_id) == 5
+    # in flight, undone whole, and read again by a second reader.
+    assert len(started) == 2
+    assert [(f.status, f.plays_inserted + f.skips_inserted) for f in report.files] == [
+        ("imported", 5),
+        ("imported", 20_000),
+    ]
+    assert await plays(db_engine, user_id) == 20_005
 
 
 class CancelAtFirstProgress:

@@ -5,7 +5,10 @@ COPY-ready batches of staged rows while this process copies them into PostgreSQL
 parsing the next member overlaps the database's work on the previous one, on another
 core. The queue between them is bounded: memory stays flat however large the export.
 Each member is one transaction; a member that fails to parse is rolled back and named in
-the report. The reader never outlives the import, whatever ends it.
+the report. The reader never outlives the import, whatever ends it. A reader that crashes
+(a parser that segfaults on a hostile member, or a process killed from outside) is
+replaced, and the member it was on is read again by the new one; a member that ends two
+readers is reported as failed and the import goes on after it.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from playlog.exports.reader import (
     Begin,
     Done,
     End,
+    ExportReaderFailed,
     Failed,
     Known,
     Limits,
     Message,
+    ReaderCrashed,
     ReaderJob,
     ReaderProcess,
     Rows,
@@ -45,6 +50,9 @@ PROGRESS_EVERY_S = 1.0
 # too large for an index): the member fails alone, like one that cannot be parsed. The
 # reader keeps such values out; this is the net under it.
 _REFUSED = (asyncpg.DataError, asyncpg.ProgramLimitExceededError)
+# Reader crashes one import survives: each member is read at most twice, so this is
+# three members that crash the reader, or as many readers killed from outside.
+MAX_READER_CRASHES = 6
 
 
 class ImportCancelled(Exception):
@@ -90,12 +98,13 @@ async def import_export(
     Raises :class:`ExportRejected` when the file is refused (on opening it: nothing
     stored; while reading it: the message names what stays),
     :class:`NotFound` for an unknown user, :class:`ImportCancelled` when a hook cancels,
-    and :class:`~playlog.exports.reader.ExportReaderFailed` when the reader process dies.
+    and :class:`~playlog.exports.reader.ExportReaderFailed` when the reader process
+    cannot run or crashes more than :data:`MAX_READER_CRASHES` times.
     Members stored before any of these stay stored; a re-run skips them.
     """
     started = time.monotonic()
     # First, so the reader's interpreter starts while this side opens the file.
-    reader = await ReaderProcess.start()
+    readers = _Readers(await ReaderProcess.start())
     try:
         archive = await asyncio.to_thread(ExportArchive, path, settings)
         with archive:
@@ -106,15 +115,27 @@ async def import_export(
                     raise NotFound(f"no user with id {user_id}")
                 await loader.prepare(connection)
                 run = _Run(connection, user_id, job_id, archive, hooks or _NoHooks(), files)
-                handled = await run.execute(settings, reader)
+                handled = await run.execute(settings, readers)
                 await loader.refresh_for_queries(
                     connection, run.totals.plays_inserted + run.totals.skips_inserted
                 )
     finally:
-        await reader.close()
+        await readers.current.close()
     return ImportReport.build(
         handled, ignored=archive.ignored, elapsed_s=time.monotonic() - started
     )
+
+
+class _Readers:
+    """The import's reader process, replaced when one crashes."""
+
+    def __init__(self, first: ReaderProcess) -> None:
+        self.current = first
+
+    async def replace(self) -> ReaderProcess:
+        await self.current.close()
+        self.current = await ReaderProcess.start()
+        return self.current
 
 
 class _NoHooks:
@@ -153,9 +174,14 @@ class _Run:
         self._refused: str | None = None
         # Compressed bytes of the members handled so far.
         self._position = 0
+        # The first member without its outcome yet (the one a crashed reader was on),
+        # the records read by the members before it, and the members a reader crashed on.
+        self._next = 0
+        self._records_read = 0
+        self._crashed_on: list[int] = []
         self._last_progress = time.monotonic()
 
-    async def execute(self, settings: ImportSettings, reader: ReaderProcess) -> list[MemberReport]:
+    async def execute(self, settings: ImportSettings, readers: _Readers) -> list[MemberReport]:
         known: dict[str, list[str]] = {}
         for row in await self.connection.fetch(
             "SELECT crc32, size_bytes, digest, report, import_job_id FROM imported_members "
@@ -164,21 +190,52 @@ class _Run:
         ):
             known.setdefault(f"{row[0]}:{row[1]}", []).append(row[2])
             self.known_reports[row[2]] = (_json(row[3]), row[4])
-        job = ReaderJob(
+        reader = readers.current
+        try:
+            while True:
+                await reader.send(self._job(settings, known))
+                try:
+                    while not isinstance(message := await reader.receive(), Done):
+                        await self._handle(message)
+                        await self._maybe_progress()
+                    return self.files
+                except ReaderCrashed as crash:
+                    await self._rollback()
+                    if self._next < len(self.archive.members):
+                        await self._after_crash(crash)
+                    if self._next >= len(self.archive.members):
+                        return self.files
+                reader = await readers.replace()
+        finally:
+            await self._rollback()
+
+    def _job(self, settings: ImportSettings, known: dict[str, list[str]]) -> ReaderJob:
+        """The reader's job, from the first member without an outcome."""
+        return ReaderJob(
             str(self.archive.path),
             Limits.of(settings),
             known,
             settings.import_keep_sensitive_fields,
             settings.import_max_records,
+            start=self._next,
+            records_before=self._records_read,
         )
-        await reader.send(job)
-        try:
-            while not isinstance(message := await reader.receive(), Done):
-                await self._handle(message)
-                await self._maybe_progress()
-        finally:
-            await self._rollback()
-        return self.files
+
+    async def _after_crash(self, crash: ReaderCrashed) -> None:
+        """Count the crash against the member the reader was on: read again the first
+        time, failed the second; too many crashes stop the import."""
+        index = self._next
+        self._crashed_on.append(index)
+        if len(self._crashed_on) > MAX_READER_CRASHES:
+            raise ExportReaderFailed(
+                f"the export reader stopped {len(self._crashed_on)} times, the last time "
+                f"({crash.status}) while reading {self.archive.members[index].name}"
+            ) from crash
+        if self._crashed_on.count(index) == 2:
+            await self._fail(
+                index, f"could not be read: it stopped the export reader twice ({crash.status})"
+            )
+            self._finished(index)
 
     async def _handle(self, message: Message) -> None:
         if isinstance(message, Begin):
@@ -193,6 +250,7 @@ class _Run:
                 except _REFUSED as exc:
                     self._refused = first_line(exc)
         elif isinstance(message, End):
+            self._records_read += message.records
             if self._refused is None:
                 try:
                     await self._store(message)
@@ -200,13 +258,13 @@ class _Run:
                     self._refused = first_line(exc)
             if self._refused is not None:
                 await self._fail(message.index, f"the database refused a record: {self._refused}")
-            self._position += self.archive.members[message.index].compressed_size
+            self._finished(message.index)
         elif isinstance(message, Known):
             self._add(self._known(message))
-            self._position += self.archive.members[message.index].compressed_size
+            self._finished(message.index)
         elif isinstance(message, Failed):
             await self._fail(message.index, message.error)
-            self._position += self.archive.members[message.index].compressed_size
+            self._finished(message.index)
         elif isinstance(message, Abort):
             raise self._refusal(message.error)
 
@@ -263,6 +321,10 @@ class _Run:
             f"{error.message}; the {len(stored)} history file(s) read before it stay stored "
             f"({plays} new plays, {skips} skips), nothing after them was imported"
         )
+
+    def _finished(self, index: int) -> None:
+        self._position += self.archive.members[index].compressed_size
+        self._next = index + 1
 
     async def _fail(self, index: int, error: str) -> None:
         """The member is undone and reported as failed; the import goes on."""

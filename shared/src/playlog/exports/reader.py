@@ -15,7 +15,9 @@ byte, the lengths of a JSON head and of a binary tail, the head, the tail.
 The parent (:class:`ReaderProcess`) queues at most :data:`QUEUE_DEPTH` messages; beyond
 that the child blocks on the pipe, so memory stays bounded however large the export.
 The child never outlives the import: the parent kills it on any error or cancellation,
-and a child whose parent has gone stops at its next write.
+and a child whose parent has gone stops at its next write. A child ended by a signal
+(:class:`ReaderCrashed`) is replaced by the importer, which starts the next one at the
+member the crash interrupted.
 """
 
 from __future__ import annotations
@@ -55,7 +57,16 @@ _FRAME = struct.Struct(">cII")
 
 class ExportReaderFailed(Exception):
     """The reader process failed in a way that says nothing about the file (a bug, or it
-    was killed); the import stops and may be run again."""
+    kept dying); the import stops and may be run again."""
+
+
+class ReaderCrashed(ExportReaderFailed):
+    """The reader process was ended by a signal before it finished (a crash in a parser,
+    or it was killed); the importer may start another one and go on."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"the export reader stopped ({status})")
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,10 @@ class ReaderJob:
     known: dict[str, list[str]]
     keep_sensitive: bool
     max_records: int
+    # The first member to read (a reader started after one that crashed goes on from
+    # there) and the records read before it, which count towards ``max_records``.
+    start: int = 0
+    records_before: int = 0
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -155,11 +170,16 @@ class _Reader:
     archive: ExportArchive
     job: ReaderJob
     send: Callable[[bytes, dict[str, Any], bytes], None]
-    records: int = 0
+    records: int = field(init=False)
     _items: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.records = self.job.records_before
 
     def run(self) -> None:
         for index, member in enumerate(self.archive.members):
+            if index < self.job.start:
+                continue
             try:
                 self._member(index, member)
             except (ExportRejected, OSError, MemoryError):
@@ -362,9 +382,16 @@ class ReaderProcess:
                     self._finished = True
                     return
         except asyncio.IncompleteReadError:
-            # The pipe closed before Done: the child died (killed, out of memory, a crash).
-            status = _exit_status(await self._stop())
-            error = ExportReaderFailed(f"the export reader stopped ({status})")
+            # The pipe closed before Done: the child died. Ended by a signal, it crashed
+            # (a parser's fault on what it read) or was killed (out of memory, by hand);
+            # an exit without a last frame is a reader that could not run at all.
+            code = await self._stop()
+            status = _exit_status(code)
+            error: ExportReaderFailed = (
+                ReaderCrashed(status)
+                if code < 0
+                else ExportReaderFailed(f"the export reader stopped ({status})")
+            )
         except Exception as exc:  # a garbled frame: the child is not to be trusted further
             await self._stop()
             error = ExportReaderFailed(f"the export reader failed: {exc}")
