@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -145,6 +146,40 @@ async def test_bad_arguments_get_a_clear_422_and_no_500(
     assert malformed.status_code == 422
     wrong_shape = await client.post("/mcp/call", headers=personal, json={"tool": 3, "args": []})
     assert wrong_shape.status_code == 422
+    for args, expected in [
+        ("{days: 7}", "args is a string that is not JSON"),
+        ('"{\\"days\\": 7}"', "args is a string that does not hold a JSON object"),
+        ("[7]", "args is a string that does not hold a JSON object"),
+        ('{"days": "7"}', "days"),
+    ]:
+        response = await client.post(
+            "/mcp/call", headers=personal, json={"tool": "history_top_artists", "args": args}
+        )
+        assert response.status_code == 422, (args, response.text)
+        assert expected in response.text, (args, response.text)
+
+
+async def test_arguments_sent_as_a_json_string_or_null_are_taken(
+    client: httpx.AsyncClient, personal: dict[str, str]
+) -> None:
+    """Some clients JSON-encode the arguments; they are read as the object they hold (and
+    as strictly), and null or an empty string is no arguments."""
+    answers = []
+    encoded = ['{"days": 30, "limit": 3}', ' {"limit": 3, "days": 30} ']
+    for args in [{"days": 30, "limit": 3}, *encoded]:
+        response = await client.post(
+            "/mcp/call", headers=personal, json={"tool": "history_top_artists", "args": args}
+        )
+        assert response.status_code == 200, (args, response.text)
+        answers.append(response.json()["result"])
+    assert answers[0]["window"]["days"] == 30
+    assert answers[1:] == [answers[0], answers[0]]
+    defaults = [
+        await client.post("/mcp/call", headers=personal, json={"tool": "history_coverage", **body})
+        for body in ({}, {"args": None}, {"args": ""}, {"args": "{}"})
+    ]
+    assert [response.status_code for response in defaults] == [200] * 4
+    assert len({json.dumps(r.json()["result"], sort_keys=True) for r in defaults}) == 1
 
 
 async def test_the_catalog_lists_every_tool_as_mcp_does(

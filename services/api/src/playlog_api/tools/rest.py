@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from playlog import __version__
 from playlog.errors import AppError, ValidationFailed
@@ -62,7 +62,27 @@ class Catalog(BaseModel):
 
 class CallRequest(BaseModel):
     tool: str = Field(max_length=100, description="Tool name or dotted alias.")
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The tool's arguments: a JSON object (a string holding one, as some "
+        "clients send it, or null for none, is taken too).",
+    )
+
+    @field_validator("args", mode="before")
+    @classmethod
+    def _unwrap(cls, value: Any) -> Any:
+        """Some clients send the arguments JSON-encoded, as a string; it must hold an object."""
+        if value is None:
+            return {}
+        if isinstance(value, str):
+            try:
+                decoded = json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError("args is a string that is not JSON; send a JSON object") from None
+            if not isinstance(decoded, dict):
+                raise ValueError("args is a string that does not hold a JSON object")
+            return decoded
+        return value
 
 
 class CallError(BaseModel):
