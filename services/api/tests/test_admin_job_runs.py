@@ -86,3 +86,15 @@ async def test_a_cursor_of_another_list_is_422(
 
     assert response.status_code == 422
     assert "not a cursor of this list" in response.json()["error"]["message"]
+
+
+async def test_kinds_the_collector_never_records_are_not_filters(
+    client: httpx.AsyncClient, admin: dict[str, str], personal: dict[str, str]
+) -> None:
+    # Imports are import_jobs rows (their own routes and tool), not job runs.
+    for kind in ("import_zip", "enrich"):
+        listed = await client.get("/admin/job-runs", headers=admin, params={"job_type": kind})
+        assert listed.status_code == 422, listed.text
+        assert "job_type" in listed.text
+        tool = await client.get("/me/job-runs", headers=personal, params={"job_type": kind})
+        assert tool.status_code == 422, tool.text

@@ -55,7 +55,7 @@ async def bob(db_session: AsyncSession) -> User:
 
 
 async def _runs(session: AsyncSession, ada: User, bob: User) -> list[JobRun]:
-    kinds = ["poll", "poll", "initial_sync", "poll", "import_zip", "enrich", "poll"]
+    kinds = ["poll", "poll", "initial_sync", "poll", "initial_sync", "poll", "poll"]
     statuses = ["success", "error", "success", "partial", "error", "success", "running"]
     runs = []
     for number in range(14):
@@ -119,6 +119,7 @@ async def test_job_runs_are_the_users_own_newest_first_with_filters(
 
     job_filters: list[dict[str, str | int]] = [
         {"job_type": "poll"},
+        {"job_type": "initial_sync"},
         {"status": "error"},
         {"job_type": "poll", "status": "error", "limit": 1},
         {"limit": 3},

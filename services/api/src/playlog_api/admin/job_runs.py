@@ -1,4 +1,4 @@
-"""Job runs of the collector (polls, initial syncs, imports, enrichment), newest first."""
+"""Job runs of the collector (polls and initial syncs), newest first."""
 
 from __future__ import annotations
 

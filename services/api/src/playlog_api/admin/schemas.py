@@ -12,7 +12,7 @@ from playlog.spotify.tokens import TokenState
 
 # The value sets of playlog.db.models.sync as types, so a bad filter value is a 422.
 # A test checks that they match the CHECK constraints' tuples.
-JobType = Literal["import_zip", "initial_sync", "poll", "enrich"]
+JobType = Literal["initial_sync", "poll"]
 JobStatus = Literal["running", "success", "partial", "error"]
 # The statuses of playlog.db.models.imports.
 ImportJobStatus = Literal["pending", "running", "success", "partial", "error", "cancelled"]

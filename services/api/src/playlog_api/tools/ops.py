@@ -170,7 +170,7 @@ class JobRunsArgs(ToolArgs):
     limit: Limit = 10
     job_type: JobType | None = Field(
         default=None,
-        description="Only this kind: poll (recent plays), initial_sync, import_zip or enrich.",
+        description="Only this kind: poll (recent plays) or initial_sync.",
     )
     status: JobStatus | None = Field(
         default=None, description="Only runs that ended so (or are running)."
@@ -194,9 +194,10 @@ class JobRuns(BaseModel):
 
 @tool("ops_latest_job_runs", path="job-runs")
 async def ops_latest_job_runs(context: ToolContext, args: JobRunsArgs) -> JobRuns:
-    """The user's latest collector job runs, newest first: polls of recent plays, the
-    initial sync, export imports and enrichment, each with its status, duration, counters
-    and error. Filter by job_type or status, for example status=error to see what failed."""
+    """The user's latest collector job runs, newest first: polls of recent plays and the
+    initial sync, each with its status, duration, counters and error (export imports are
+    in ops_latest_import_jobs). Filter by job_type or status, for example status=error to
+    see what failed."""
     statement = select(JobRun).where(
         JobRun.user_id == context.user.id,
         *matching((JobRun.job_type, args.job_type), (JobRun.status, args.status)),

@@ -38,7 +38,8 @@ CHECKPOINT_STATUSES = (
     "paused",
     "needs_reauth",
 )
-JOB_TYPES = ("import_zip", "initial_sync", "poll", "enrich")
+# What the collector records a run of; an export import is an import_jobs row.
+JOB_TYPES = ("initial_sync", "poll")
 JOB_STATUSES = ("running", "success", "partial", "error")
 # Statuses the collector never picks up on its own: an admin paused the user, or
 # Spotify must be reconnected.
