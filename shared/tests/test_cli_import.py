@@ -79,10 +79,18 @@ def test_bad_input_is_one_line_and_a_failing_exit_code(
     else:
         path.write_bytes(content)
     result = run_playlog(database_url, "import", str(path), "--user", user_arg or user)
-    assert result.returncode != 0
+    assert result.returncode == 1
+    assert result.stdout == ""
     assert result.stderr.startswith("playlog: error: ")
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    # With --json, the same reason as a JSON object on stdout as well.
+    as_json = run_playlog(database_url, "import", str(path), "--user", user_arg or user, "--json")
+    assert as_json.returncode == 1
+    answer = json.loads(as_json.stdout)
+    assert answer["status"] == "error"
+    assert message in answer["error"]
+    assert as_json.stderr == result.stderr
 
 
 def test_a_file_whose_every_member_fails_exits_non_zero(
@@ -91,5 +99,9 @@ def test_a_file_whose_every_member_fails_exits_non_zero(
     path = write_zip(tmp_path / "export.zip", {extended_member(): b'{"an": "object"}'})
     result = run_playlog(database_url, "import", str(path), "--user", user, "--json")
     assert result.returncode == 1
-    assert json.loads(result.stdout)["status"] == "error"
-    assert "found a JSON object" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "error"
+    # The report says why, as the job and the tools show it, not only its file's entry.
+    assert report["error"].startswith(f"no history file could be imported; {extended_member()}: ")
+    assert "found a JSON object" in report["error"]
+    assert result.stderr == f"playlog: error: {report['error']}\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -240,10 +241,16 @@ async def test_a_member_that_crashes_the_reader_twice_fails_alone(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     started: list[ReaderProcess],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     crashing_reader(monkeypatch, "_1.json", None)
     path = write_zip(tmp_path / "e.zip", {extended_member(i): plays_in(3, i + 1) for i in range(3)})
-    report = await import_export(db_engine, user_id, path, SETTINGS)
+    with caplog.at_level(logging.WARNING, logger="playlog.exports.importer"):
+        report = await import_export(db_engine, user_id, path, SETTINGS)
+    # Each crash is logged with the file it happened on.
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the export reader stopped (killed by SIGSEGV) while reading {extended_member(1)}"
+    ] * 2
     assert [(f.name, f.status, f.error) for f in report.files] == [
         (extended_member(0), "imported", None),
         (

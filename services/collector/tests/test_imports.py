@@ -183,6 +183,7 @@ async def test_a_cancelled_running_job_stops_and_deletes_its_upload(
     settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
 ) -> None:
     user_id, job_id, path = await queued_job(committed, settings.upload_dir)
+    write_zip(path, {**export_records(), "Spotify Account Data/Userdata.json": {"u": 1}})
     claimed = await jobs.claim(db_engine, "w/1", settings.collector_lease, 3, settings.upload_dir)
     assert claimed is not None
     assert claimed.job_id == job_id
@@ -193,7 +194,14 @@ async def test_a_cancelled_running_job_stops_and_deletes_its_upload(
     hooks = jobs.JobHooks(db_engine, claimed, settings.collector_lease, threading.Event())
     outcome = await jobs.run_job(db_engine, claimed, settings, hooks)
     assert outcome.status == "cancelled"
-    assert (await job_row(committed, job_id)).status == "cancelled"
+    job = await job_row(committed, job_id)
+    assert job.status == "cancelled"
+    # Its report still lists what the ZIP held besides history.
+    assert job.report is not None
+    assert (job.report["ignored_files"], job.report["ignored_count"]) == (
+        ["Spotify Account Data/Userdata.json"],
+        1,
+    )
     assert not path.exists()
     # The first member's transaction was the one refused: nothing of it stayed.
     assert await play_count(committed, user_id) == 0

@@ -53,6 +53,16 @@ def add_parser(groups: Any) -> None:
 
 def import_command(args: argparse.Namespace) -> int:
     try:
+        return _import_command(args)
+    except AppError as exc:
+        if args.json:
+            # Whoever reads the JSON gets an answer too; the reason also goes to stderr.
+            print(json.dumps({"status": "error", "error": exc.message}, ensure_ascii=False))
+        raise
+
+
+def _import_command(args: argparse.Namespace) -> int:
+    try:
         user_id = uuid.UUID(args.user)
     except ValueError:
         raise AppError(f"--user must be a user id (a UUID), not {args.user!r}") from None
@@ -73,12 +83,14 @@ def import_command(args: argparse.Namespace) -> int:
         bar.clear()
     if args.json:
         print(json.dumps(report.model_dump(mode="json"), ensure_ascii=False))
-    else:
+    elif report.files or report.status != "error":
+        # A file refused whole has nothing to list: its reason alone goes to stderr.
         _print_report(report, sys.stdout)
     if report.status == "error":
-        failed = next((f for f in report.files if f.error), None)
-        reason = report.error or (f"{failed.name}: {failed.error}" if failed else "import failed")
-        print(f"playlog: error: {reason}", file=sys.stderr)
+        print(f"playlog: error: {report.error or 'import failed'}", file=sys.stderr)
+        return 1
+    if report.status == "cancelled":
+        print("playlog: error: the import was cancelled", file=sys.stderr)
         return 1
     return 0 if report.status == "success" else 3
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from playlog.exports.reader import (
 from playlog.exports.report import ImportReport, MemberReport, Totals, rows_staged
 from playlog.settings import ImportSettings
 
+log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 1.0
 # What a record's values can make the database refuse (a value it cannot store, a key
 # too large for an index): the member fails alone, like one that cannot be parsed. The
@@ -89,10 +91,12 @@ async def import_export(
     job_id: uuid.UUID | None = None,
     hooks: ImportHooks | None = None,
     files: list[MemberReport] | None = None,
+    ignored: list[str] | None = None,
 ) -> ImportReport:
     """Import the export at ``path`` for ``user_id`` and return the report.
 
-    ``files``, when given, receives each member's report as the member is handled, so a
+    ``files``, when given, receives each member's report as the member is handled, and
+    ``ignored`` the names of the files that are not history once the ZIP is open, so a
     caller still knows them when the import stops half-way.
 
     Raises :class:`ExportRejected` when the file is refused (on opening it: nothing
@@ -107,6 +111,8 @@ async def import_export(
     readers = _Readers(await ReaderProcess.start())
     try:
         archive = await asyncio.to_thread(ExportArchive, path, settings)
+        if ignored is not None:
+            ignored.extend(archive.ignored)
         with archive:
             async with engine.connect() as wrapper:
                 raw = await wrapper.get_raw_connection()
@@ -226,6 +232,12 @@ class _Run:
         time, failed the second; too many crashes stop the import."""
         index = self._next
         self._crashed_on.append(index)
+        log.warning(
+            "the export reader stopped (%s) while reading %s",
+            crash.status,
+            self.archive.members[index].name[:200],
+            extra={"crashes": len(self._crashed_on)},
+        )
         if len(self._crashed_on) > MAX_READER_CRASHES:
             raise ExportReaderFailed(
                 f"the export reader stopped {len(self._crashed_on)} times, the last time "

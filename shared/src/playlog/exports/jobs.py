@@ -237,6 +237,7 @@ def report_so_far(
     files: list[MemberReport],
     started: float | None = None,
     *,
+    ignored: list[str] | None = None,
     error: str | None = None,
     cancelled: bool = False,
 ) -> ImportReport:
@@ -244,7 +245,7 @@ def report_so_far(
     stopped half-way)."""
     elapsed = time.monotonic() - started if started is not None else 0.0
     return ImportReport.build(
-        files, ignored=[], elapsed_s=elapsed, error=error, cancelled=cancelled
+        files, ignored=ignored or [], elapsed_s=elapsed, error=error, cancelled=cancelled
     )
 
 
@@ -294,22 +295,29 @@ class JobOutcome:
 async def run_job(
     engine: AsyncEngine, job: ClaimedImport, settings: ImportSettings, hooks: JobHooks
 ) -> JobOutcome:
-    """Run a claimed job to its end, or back to pending when its worker is stopping."""
+    """Run a claimed job to its end, or back to pending when its worker is stopping (the
+    outcome's report is None then: the job has not ended)."""
     started = time.monotonic()
-    # The members handled, also when the import stops half-way.
+    # The members handled and the files ignored, also when the import stops half-way.
     files: list[MemberReport] = []
+    ignored: list[str] = []
     try:
         report = await import_export(
-            engine, job.user_id, job.path, settings, job_id=job.job_id, hooks=hooks, files=files
+            engine,
+            job.user_id,
+            job.path,
+            settings,
+            job_id=job.job_id,
+            hooks=hooks,
+            files=files,
+            ignored=ignored,
         )
     except ImportCancelled as exc:
         if hooks.stop.is_set():
             await requeue(engine, job)
             return JobOutcome("pending", None, str(exc))
-        stopped = report_so_far(files, started, cancelled=True)
-        return JobOutcome(await finish(engine, job, stopped), None, str(exc))
+        report = report_so_far(files, started, ignored=ignored, cancelled=True)
     except (AppError, OSError) as exc:
         error = exc.message if isinstance(exc, AppError) else f"the upload cannot be read ({exc})"
-        failed = report_so_far(files, started, error=error)
-        return JobOutcome(await finish(engine, job, failed), None, error)
+        report = report_so_far(files, started, ignored=ignored, error=error)
     return JobOutcome(await finish(engine, job, report), report, report.error)

@@ -122,10 +122,13 @@ class ImportReport(BaseModel):
         totals = Totals()
         for member in files:
             totals.add(member)
+        if error is None and files and totals.failed == len(files):
+            # Not one file stored: the import failed, for the first file's reason.
+            error = f"no history file could be imported; {files[0].name}: {files[0].error}"
         status: ImportStatus
         if cancelled:
             status = "cancelled"
-        elif error is not None or (files and totals.failed == len(files)):
+        elif error is not None:
             status = "error"
         elif totals.failed:
             status = "partial"
