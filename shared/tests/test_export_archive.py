@@ -111,6 +111,14 @@ def test_not_a_zip_is_rejected(tmp_path: Path) -> None:
         ExportArchive(path, LIMITS)
 
 
+def test_an_empty_zip_is_rejected_as_empty_not_as_no_zip(tmp_path: Path) -> None:
+    path = tmp_path / "e.zip"
+    with zipfile.ZipFile(path, "w"):
+        pass
+    with pytest.raises(ExportRejected, match=r"^the ZIP is empty: it holds no files"):
+        ExportArchive(path, LIMITS)
+
+
 def test_a_truncated_zip_is_rejected(tmp_path: Path) -> None:
     path = write_zip(tmp_path / "e.zip", {extended_member(): [track_play("2024-01-01T10:00:00Z")]})
     data = path.read_bytes()

@@ -272,7 +272,8 @@ async def test_uploads_notify_the_collectors_on_commit(
     [
         (ZIP, b"plain text, not a zip", 415, "not a ZIP file"),
         ("application/octet-stream", b"PK", 415, "not a ZIP file"),  # too short for one
-        ("application/x-zip-compressed", b"PK\x05\x06" + bytes(18), 415, "not a ZIP file"),
+        # An empty ZIP is a ZIP, with nothing to import.
+        ("application/x-zip-compressed", b"PK\x05\x06" + bytes(18), 422, "the ZIP is empty"),
         ("text/plain", ZIP_SIGNATURE + b"data", 415, "Content-Type application/zip"),
         (None, ZIP_SIGNATURE + b"data", 415, "Content-Type application/zip"),
         (ZIP, b"", 422, "empty"),

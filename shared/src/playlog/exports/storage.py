@@ -17,8 +17,11 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# Every ZIP with at least one member starts with a local file header.
+# Every ZIP with at least one member starts with a local file header; one without any
+# is only its end record.
 ZIP_SIGNATURE = b"PK\x03\x04"
+EMPTY_ZIP_SIGNATURE = b"PK\x05\x06"
+EMPTY_ZIP = "the ZIP is empty: it holds no files, so no Spotify streaming history"
 _UPLOAD_SUFFIX = ".zip"
 _PART_SUFFIX = ".part"
 # An upload file that no pending or running job reads and that has not changed for this
