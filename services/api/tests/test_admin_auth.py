@@ -48,6 +48,23 @@ async def test_token_mode_wrong_token_says_invalid_token(client: httpx.AsyncClie
     assert response.headers["www-authenticate"] == 'Bearer realm="playlog", error="invalid_token"'
 
 
+async def test_a_personal_token_is_told_it_cannot_open_admin_routes(
+    client: httpx.AsyncClient, basic_client: httpx.AsyncClient
+) -> None:
+    # Valid or not, a personal token never opens them: 403, and a message that says so.
+    token = "plg_" + "x" * 40
+    for web, challenge in (
+        (client, 'Bearer realm="playlog"'),
+        (basic_client, 'Basic realm="playlog", charset="UTF-8"'),
+    ):
+        response = await web.get(ROUTE, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 403
+        assert response.headers["www-authenticate"] == f'{challenge}, error="insufficient_scope"'
+        message = response.json()["error"]["message"]
+        assert message.startswith("a personal access token (plg_…) cannot use the admin routes")
+        assert token not in response.text
+
+
 async def test_token_mode_with_the_admin_token_is_200(
     client: httpx.AsyncClient, admin_token: str
 ) -> None:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from fastapi import Request
 
 from playlog.errors import Forbidden, Unauthorized
-from playlog.settings import AdminAuthSettings
+from playlog.settings import PERSONAL_TOKEN_PREFIX, AdminAuthSettings
 
 REALM = "playlog"
 # Methods that change nothing, which a page of another site may make a browser send.
@@ -61,6 +61,15 @@ class AdminAuthenticator:
             raise self._unauthorized("admin credentials are required", error=None)
         scheme, _, credentials = authorization.partition(" ")
         credentials = credentials.strip()
+        if scheme.lower() == "bearer" and credentials.startswith(PERSONAL_TOKEN_PREFIX):
+            # Whatever it is worth, a personal token never opens the admin routes (and the
+            # admin token cannot look like one: settings refuse that).
+            raise Forbidden(
+                f"a personal access token ({PERSONAL_TOKEN_PREFIX}…) cannot use the admin "
+                "routes: they take the admin credentials; personal tokens read /me/…, "
+                "/mcp and /mcp/call",
+                headers={"WWW-Authenticate": self._challenge + ', error="insufficient_scope"'},
+            )
         if self.mode == "token":
             if scheme.lower() != "bearer" or not credentials:
                 raise self._unauthorized("use 'Authorization: Bearer <admin token>'", error=None)
