@@ -46,7 +46,10 @@ Start = Annotated[
 ]
 End = Annotated[
     date | None,
-    Field(description="Absolute window: last day, inclusive (YYYY-MM-DD). Default: today."),
+    Field(
+        description="Absolute window: last day, inclusive (YYYY-MM-DD). Default: today "
+        "(start, if that is later)."
+    ),
 ]
 
 
