@@ -125,13 +125,14 @@ async def test_token_routes_need_the_admin(
     user = await committed_user(db_session)
     bearer = {"Authorization": "Bearer " + (await create_token(db_session, user.id, "t")).secret}
     await db_session.commit()
-    for headers in ({}, bearer):  # a personal access token is not an admin credential
+    # No credentials: 401; a personal access token is not an admin credential: 403.
+    for headers, status in (({}, 401), (bearer, 403)):
         responses = [
             await client.get(tokens_url(user.id), headers=headers),
             await client.post(tokens_url(user.id), json={"name": "t"}, headers=headers),
             await client.delete(f"{tokens_url(user.id)}/{uuid.uuid4()}", headers=headers),
         ]
-        assert [response.status_code for response in responses] == [401, 401, 401]
+        assert [response.status_code for response in responses] == [status] * 3
     assert [row.token.name for row in await list_tokens(db_session, user.id)] == ["t"]
 
 
