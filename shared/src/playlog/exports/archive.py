@@ -27,7 +27,7 @@ import ijson
 import orjson
 
 from playlog.errors import ValidationFailed
-from playlog.exports.storage import EMPTY_ZIP, EMPTY_ZIP_SIGNATURE, ZIP_SIGNATURE
+from playlog.exports.storage import EMPTY_ZIP_REFUSAL, EMPTY_ZIP_SIGNATURE, ZIP_SIGNATURE
 
 Format = Literal["extended", "account_data"]
 
@@ -292,7 +292,7 @@ def _open_zip(path: Path, size: int, limits: ArchiveLimits) -> zipfile.ZipFile:
     with path.open("rb") as handle:
         head = handle.read(len(ZIP_SIGNATURE))
         if head == EMPTY_ZIP_SIGNATURE:
-            raise ExportRejected(EMPTY_ZIP)
+            raise ExportRejected(EMPTY_ZIP_REFUSAL)
         if head != ZIP_SIGNATURE:
             raise ExportRejected("not a ZIP file (a Spotify export is a .zip archive)")
         _check_directory(handle, size, limits)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 # is only its end record.
 ZIP_SIGNATURE = b"PK\x03\x04"
 EMPTY_ZIP_SIGNATURE = b"PK\x05\x06"
-EMPTY_ZIP = "the ZIP is empty: it holds no files, so no Spotify streaming history"
+EMPTY_ZIP_REFUSAL = "the ZIP is empty: it holds no files, so no Spotify streaming history"
 _UPLOAD_SUFFIX = ".zip"
 _PART_SUFFIX = ".part"
 # An upload file that no pending or running job reads and that has not changed for this

@@ -68,7 +68,7 @@ class AdminAuthenticator:
                 f"a personal access token ({PERSONAL_TOKEN_PREFIX}…) cannot use the admin "
                 "routes: they take the admin credentials; personal tokens read /me/…, "
                 "/mcp and /mcp/call",
-                headers={"WWW-Authenticate": self._challenge + ', error="insufficient_scope"'},
+                headers={"WWW-Authenticate": self._challenge_with("insufficient_scope")},
             )
         if self.mode == "token":
             if scheme.lower() != "bearer" or not credentials:
@@ -87,8 +87,11 @@ class AdminAuthenticator:
         return AdminPrincipal(name=username)
 
     def _unauthorized(self, message: str, *, error: str | None) -> Unauthorized:
-        challenge = self._challenge + (f', error="{error}"' if error else "")
-        return Unauthorized(message, headers={"WWW-Authenticate": challenge})
+        return Unauthorized(message, headers={"WWW-Authenticate": self._challenge_with(error)})
+
+    def _challenge_with(self, error: str | None) -> str:
+        """The mode's challenge, naming what was wrong with the credential sent, if any."""
+        return self._challenge + (f', error="{error}"' if error else "")
 
 
 def _decode_basic(credentials: str) -> tuple[str, str]:

@@ -11,7 +11,13 @@ router = APIRouter(
     prefix="/admin",
     tags=["admin"],
     dependencies=[Depends(require_admin)],
-    responses={401: {"description": "Missing or wrong admin credentials."}},
+    responses={
+        401: {"description": "Missing or wrong admin credentials."},
+        403: {
+            "description": "A personal access token (admin routes take the admin credentials), "
+            "or in Basic mode a change a page of another site made a browser send."
+        },
+    },
 )
 for feature in (system, users, tokens, sync, sync_status, job_runs, imports, logs):
     router.include_router(feature.router)

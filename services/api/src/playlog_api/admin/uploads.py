@@ -22,7 +22,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from playlog.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from playlog.exports.storage import EMPTY_ZIP, EMPTY_ZIP_SIGNATURE, ZIP_SIGNATURE, part_path
+from playlog.exports.storage import EMPTY_ZIP_REFUSAL, EMPTY_ZIP_SIGNATURE, ZIP_SIGNATURE, part_path
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -155,7 +155,7 @@ class _ZipWriter:
 
     def _check_signature(self) -> None:
         if self._buffer.startswith(EMPTY_ZIP_SIGNATURE):
-            raise ValidationFailed(EMPTY_ZIP)
+            raise ValidationFailed(EMPTY_ZIP_REFUSAL)
         if not self._buffer.startswith(ZIP_SIGNATURE):
             raise UnsupportedMediaType(
                 "not a ZIP file: a Spotify export ZIP starts with the bytes 'PK\\x03\\x04'"
