@@ -11,7 +11,7 @@ import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -423,6 +423,58 @@ async def test_cancelling_an_import_stops_its_reader(
         await import_export(db_engine, user_id, path, SETTINGS, hooks=CancelAtFirstProgress())
     assert len(started) == 1
     assert await plays(db_engine, user_id) == 0
+
+
+class RecordProgress:
+    def __init__(self) -> None:
+        self.steps: list[Progress] = []
+
+    async def member_stored(
+        self, connection: asyncpg.Connection, member: MemberReport, totals: Totals
+    ) -> None:
+        return None
+
+    async def progress(self, progress: Progress) -> None:
+        # A copy: the files list grows as the import goes on.
+        self.steps.append(Progress(**{**vars(progress), "files": list(progress.files)}))
+
+
+async def test_progress_moves_within_a_member_not_only_at_its_end(
+    db_engine: AsyncEngine,
+    user_id: uuid.UUID,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One large member (several batches of rows): an export with a single history file
+    # would otherwise show nothing done until it was all stored.
+    monkeypatch.setattr(importer, "PROGRESS_EVERY_S", 0.0)
+    count = 5 * reader.BATCH_ROWS
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    records = [
+        track_play(
+            (start + timedelta(minutes=4 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"), f"{i % 40:022d}"
+        )
+        for i in range(count)
+    ]
+    path = write_zip(tmp_path / "e.zip", {extended_member(0): records})
+    hooks = RecordProgress()
+    report = await import_export(db_engine, user_id, path, SETTINGS, hooks=hooks)
+    assert report.records_seen == count
+    total = path.stat().st_size
+    during = [step for step in hooks.steps if not step.files]
+    done = [step.records_done for step in during]
+    assert done == sorted(done)
+    assert done[-1] <= count
+    assert len({r for r in done if 0 < r < count}) >= 3, done
+    shares = [step.bytes_done / total for step in during]
+    assert shares == sorted(shares)
+    assert shares[-1] < 1
+    assert len({share for share in shares if share > 0}) >= 3, shares
+    # After the member: all of its records, and its bytes, counted once.
+    after = [step for step in hooks.steps if step.files]
+    assert after
+    assert all(step.records_done == count for step in after)
+    assert all(during[-1].bytes_done <= step.bytes_done < total for step in after)
 
 
 class StallInFirstStore:

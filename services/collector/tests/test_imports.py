@@ -122,6 +122,40 @@ async def test_a_pending_job_is_run_off_the_loop_and_its_upload_deleted(
     assert threading.main_thread() not in importer.threads
 
 
+async def test_a_finished_job_has_read_its_whole_file_even_with_a_failed_member(
+    settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
+) -> None:
+    _, job_id, path = await queued_job(committed, settings.upload_dir)
+    # The last history file is cut short: the job is partial, and done with its file.
+    write_zip(path, {**export_records(), extended_member(3): b'[{"ts": "2024-05-01T10:00:00Z"'})
+    size = path.stat().st_size
+    async with committed.begin() as session:
+        await session.execute(
+            update(ImportJob).where(ImportJob.id == job_id).values(file_size_bytes=size)
+        )
+    await run_once(worker(settings, db_engine, committed))
+    job = await job_row(committed, job_id)
+    assert (job.status, job.records_done, job.bytes_done) == ("partial", 36, size)
+
+
+async def test_a_job_stopped_half_way_keeps_the_bytes_it_had_read(
+    settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
+) -> None:
+    _, job_id, path = await queued_job(committed, settings.upload_dir)
+    size = path.stat().st_size
+    async with committed.begin() as session:
+        await session.execute(
+            update(ImportJob).where(ImportJob.id == job_id).values(file_size_bytes=size)
+        )
+    # The record cap is met in the second of three files: the import stops there.
+    capped = settings.model_copy(update={"import_max_records": 20})
+    await run_once(worker(capped, db_engine, committed))
+    job = await job_row(committed, job_id)
+    assert job.status == "error"
+    assert str(job.error).startswith("the export holds more than IMPORT_MAX_RECORDS (20)")
+    assert job.bytes_done < size
+
+
 async def test_a_job_whose_worker_died_is_run_again_and_resumes(
     settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
 ) -> None:

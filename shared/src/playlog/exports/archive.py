@@ -207,30 +207,33 @@ class ExportArchive:
             return stream.hexdigest()
 
     def records(self, member: HistoryMember, sink: MemberRead) -> Iterator[dict[str, Any]]:
-        """Yield the records of a member one by one; ``sink`` receives its digest.
+        """Yield the records of a member one by one; ``sink`` follows the bytes inflated
+        so far and receives the digest at the end.
 
         Raises :class:`MemberFailed` for content that is not a JSON array of objects with
         the family's keys. The member is read to its end (which makes zipfile verify its
         CRC) before the last record is handed out, so a damaged member never looks whole.
         """
-        with self._stream(member) as stream:
+        with self._stream(member, sink) as stream:
             yield from _parse(stream, member)
             sink.digest = stream.hexdigest()
 
-    def _stream(self, member: HistoryMember) -> _MemberStream:
+    def _stream(self, member: HistoryMember, sink: MemberRead | None = None) -> _MemberStream:
         try:
             raw = self._zip.open(member.info)
         except NotImplementedError as exc:
             raise MemberFailed(f"unsupported compression: {first_line(exc)}") from None
         except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as exc:
             raise MemberFailed(f"damaged in the ZIP: {first_line(exc)}") from None
-        return _MemberStream(raw, member, self)
+        return _MemberStream(raw, member, self, sink)
 
 
 @dataclass
 class MemberRead:
-    """Filled in once a member has been read completely."""
+    """How far a member has been read: its bytes inflated so far, and its digest once it
+    has been read completely."""
 
+    inflated: int = 0
     digest: str = ""
 
 
@@ -316,10 +319,17 @@ def _open_zip(path: Path, size: int, limits: ArchiveLimits) -> zipfile.ZipFile:
 class _MemberStream:
     """A member's bytes: BOM stripped, inflated bytes counted and capped, digest kept."""
 
-    def __init__(self, raw: IO[bytes], member: HistoryMember, archive: ExportArchive) -> None:
+    def __init__(
+        self,
+        raw: IO[bytes],
+        member: HistoryMember,
+        archive: ExportArchive,
+        sink: MemberRead | None = None,
+    ) -> None:
         self._raw = raw
         self._member = member
         self._archive = archive
+        self._sink = sink
         self._hash = hashlib.sha256()
         self._first = True
         self.count = 0
@@ -354,6 +364,8 @@ class _MemberStream:
     def _account(self, count: int) -> None:
         self.count += count
         self._archive.inflated += count
+        if self._sink is not None:
+            self._sink.inflated = self.count
         limits = self._archive.limits
         if self.count > self._member.size:
             raise ExportRejected(

@@ -178,8 +178,12 @@ class _Run:
         self._transaction: Any = None
         # Why the database refused the current member, once it has.
         self._refused: str | None = None
-        # Compressed bytes of the members handled so far.
+        # Compressed bytes of the members handled so far, and how far into the member
+        # being staged (its index, records and inflated bytes) the import is.
         self._position = 0
+        self._current: int | None = None
+        self._current_records = 0
+        self._current_inflated = 0
         # The first member without its outcome yet (the one a crashed reader was on),
         # the records read by the members before it, and the members a reader crashed on.
         self._next = 0
@@ -251,11 +255,13 @@ class _Run:
 
     async def _handle(self, message: Message) -> None:
         if isinstance(message, Begin):
+            self._current = message.index
             self._transaction = self.connection.transaction()
             await self._transaction.start()
             self._refused = None
             await loader.begin_member(self.connection)
         elif isinstance(message, Rows):
+            self._current_records, self._current_inflated = message.records, message.inflated
             if self._refused is None:
                 try:
                     await loader.stage(self.connection, message.data)
@@ -337,6 +343,17 @@ class _Run:
     def _finished(self, index: int) -> None:
         self._position += self.archive.members[index].compressed_size
         self._next = index + 1
+        self._current = None
+        self._current_records = self._current_inflated = 0
+
+    def _within_current(self) -> int:
+        """The compressed bytes of the current member read so far, in proportion to its
+        inflated bytes (a member is compressed about evenly)."""
+        if self._current is None:
+            return 0
+        member = self.archive.members[self._current]
+        share = min(self._current_inflated / member.size, 1.0) if member.size else 0.0
+        return int(member.compressed_size * share)
 
     async def _fail(self, index: int, error: str) -> None:
         """The member is undone and reported as failed; the import goes on."""
@@ -374,6 +391,9 @@ class _Run:
         )
 
     async def _rollback(self) -> None:
+        """Undo the current member, its progress included."""
+        self._current = None
+        self._current_records = self._current_inflated = 0
         if self._transaction is not None:
             transaction, self._transaction = self._transaction, None
             await transaction.rollback()
@@ -385,9 +405,9 @@ class _Run:
         self._last_progress = now
         await self.hooks.progress(
             Progress(
-                bytes_done=self._position,
+                bytes_done=self._position + self._within_current(),
                 bytes_total=self.archive.size,
-                records_done=self.totals.records,
+                records_done=self.totals.records + self._current_records,
                 plays_inserted=self.totals.plays_inserted,
                 files=self.files,
             )

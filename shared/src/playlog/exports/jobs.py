@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import BigInteger, DateTime, String, bindparam, text
+from sqlalchemy import BigInteger, Boolean, DateTime, String, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -100,7 +100,7 @@ _FINISH = text(
         records_done = :records, records_ingested = :inserted, duplicates = :duplicates,
         skipped = :skipped, format_detected = :formats, earliest_played_at = :earliest,
         latest_played_at = :latest,
-        bytes_done = CASE WHEN :status = 'success' THEN coalesce(file_size_bytes, bytes_done)
+        bytes_done = CASE WHEN :complete THEN coalesce(file_size_bytes, bytes_done)
                           ELSE bytes_done END,
         lease_owner = NULL, lease_expires_at = NULL
     WHERE id = :id AND lease_owner = :owner AND status IN ('running', 'cancelled')
@@ -108,6 +108,7 @@ _FINISH = text(
     """
 ).bindparams(
     bindparam("status", type_=String),
+    bindparam("complete", type_=Boolean),
     bindparam("error", type_=String),
     bindparam("report", type_=JSONB),
     bindparam("records", type_=BigInteger),
@@ -253,11 +254,16 @@ async def finish(
     engine: AsyncEngine,
     job: ClaimedImport,
     report: ImportReport,
+    *,
+    complete: bool,
 ) -> str | None:
     """Record the end of a job with its report (of the members handled, for an import
-    that stopped half-way) and delete its upload; returns the final status."""
+    that stopped half-way) and delete its upload; returns the final status. ``complete``
+    says the import read the whole file (whatever became of each history file in it):
+    all of its bytes are done then, and otherwise as many as the last progress said."""
     values: dict[str, Any] = {
         "id": job.job_id,
+        "complete": complete,
         "owner": job.owner,
         "status": report.status,
         "error": report.error,
@@ -301,6 +307,7 @@ async def run_job(
     # The members handled and the files ignored, also when the import stops half-way.
     files: list[MemberReport] = []
     ignored: list[str] = []
+    complete = False
     try:
         report = await import_export(
             engine,
@@ -312,6 +319,7 @@ async def run_job(
             files=files,
             ignored=ignored,
         )
+        complete = True
     except ImportCancelled as exc:
         if hooks.stop.is_set():
             await requeue(engine, job)
@@ -320,4 +328,4 @@ async def run_job(
     except (AppError, OSError) as exc:
         error = exc.message if isinstance(exc, AppError) else f"the upload cannot be read ({exc})"
         report = report_so_far(files, started, ignored=ignored, error=error)
-    return JobOutcome(await finish(engine, job, report), report, report.error)
+    return JobOutcome(await finish(engine, job, report, complete=complete), report, report.error)

@@ -123,6 +123,10 @@ class Begin:
 @dataclass
 class Rows:
     data: bytes
+    # The member's records and inflated bytes read so far, with this batch: how far
+    # into the member the import is once the batch is staged.
+    records: int = 0
+    inflated: int = 0
 
 
 @dataclass
@@ -212,14 +216,14 @@ class _Reader:
                 rows.add(record)
                 if len(rows.rows) >= BATCH_ROWS:
                     self._check_cap(rows)
-                    self._send_rows(rows)
+                    self._send_rows(rows, read)
             self._check_cap(rows)
         except MemberFailed as exc:
             self.send(b"F", {"index": index, "error": str(exc)}, b"")
             return
         self.records += rows.records
         if rows.rows:
-            self._send_rows(rows)
+            self._send_rows(rows, read)
         head = {
             "index": index,
             "digest": read.digest,
@@ -231,9 +235,10 @@ class _Reader:
         self.send(b"E", head, copydata.items(rows.items.values()) if rows.items else b"")
         self._items.update(rows.items)
 
-    def _send_rows(self, rows: MemberRows) -> None:
+    def _send_rows(self, rows: MemberRows, read: MemberRead) -> None:
         batch = rows.take_rows()
-        self.send(b"R", {}, copydata.stage_rows(batch))
+        head = {"records": rows.records, "inflated": read.inflated}
+        self.send(b"R", head, copydata.stage_rows(batch))
 
     def _check_cap(self, rows: MemberRows) -> None:
         if self.records + rows.records > self.job.max_records:
@@ -295,7 +300,7 @@ def _command() -> list[str]:
 
 def _decode(kind: bytes, head: dict[str, Any], tail: bytes) -> Message:
     if kind == b"R":
-        return Rows(tail)
+        return Rows(tail, head["records"], head["inflated"])
     if kind == b"B":
         return Begin(head["index"])
     if kind == b"E":
