@@ -18,12 +18,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from playlog.db.models import Track, User
+from playlog.errors import ValidationFailed
 from playlog.testing.factories import add_user
 from playlog.testing.history import add_listens, add_track
+from playlog_api.history.compare import LONGEST_DAYS, ComparePeriodsArgs, periods
+from playlog_api.history.window import EPOCH
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MS_PER_HOUR = 3_600_000
@@ -615,6 +619,21 @@ async def test_compare_periods_days_shorthand(
     assert result["change"]["common_top_artists"] == ["Artist One"]
 
 
+def test_compare_periods_longest_days_fit_after_the_epoch_and_older_clocks_are_told() -> None:
+    # The longest shorthand the schema allows starts period B in 2000 or later from today
+    # on; a clock set earlier (B would start before 2000) gets the longest it allows.
+    today = datetime.now(UTC).date()
+    _, (b_first, _) = periods(ComparePeriodsArgs(days=LONGEST_DAYS), today)
+    assert b_first >= EPOCH
+    with pytest.raises(ValidationFailed) as refused:
+        periods(ComparePeriodsArgs(days=LONGEST_DAYS), date(2020, 1, 1))
+    assert refused.value.message.endswith(
+        "days: period B would start before 2000-01-01; use at most 3653 days"
+    )
+    _, (b_first, _) = periods(ComparePeriodsArgs(days=3653), date(2020, 1, 1))
+    assert b_first == EPOCH
+
+
 # Bad input ----------------------------------------------------------------------------
 
 
@@ -691,7 +710,7 @@ async def test_bad_arguments_get_a_clear_422(
             "period A is longer than 36500 days",
         ),
         ("history_compare_periods", {"days": 0}, "days"),
-        ("history_compare_periods", {"days": 20000}, "period B would start before 2000-01-01"),
+        ("history_compare_periods", {"days": 4901}, "less than or equal to 4900"),
         ("history_compare_periods", {"days": 7, "tz": "Nowhere/City"}, "unknown time zone"),
         ("history_compare_periods", {"days": 7, "limit": 51}, "limit"),
     ]

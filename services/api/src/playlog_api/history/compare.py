@@ -29,6 +29,10 @@ from playlog_api.history.window import (
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
 
 _DATE_NAMES = ("a_start", "a_end", "b_start", "b_end")
+# The longest ``days`` whose period B (the N days before the last N) starts on EPOCH or
+# later since 2026-11: half the days from EPOCH then, rounded down to a hundred. It only
+# grows with time; the check in ``periods`` holds for any clock.
+LONGEST_DAYS = 4_900
 
 
 class ComparePeriodsArgs(ToolArgs):
@@ -41,8 +45,9 @@ class ComparePeriodsArgs(ToolArgs):
     days: int | None = Field(
         default=None,
         ge=1,
-        le=MAX_DAYS,
-        description="Shorthand: A is the last N days (today included), B the N days before.",
+        le=LONGEST_DAYS,
+        description="Shorthand: A is the last N days (today included), B the N days before "
+        f"(at most {LONGEST_DAYS}, so that B starts in {EPOCH.year} or later).",
     )
     tz: Tz = None
     limit: Limit = 5
