@@ -104,6 +104,19 @@ async def test_naive_since_is_422_with_a_clear_message(
     assert "timezone" in message
 
 
+async def test_a_number_for_since_is_422_not_unix_time(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # Read as Unix time, 20261122 would be a moment in August 1970.
+    for since in ("20261122", "1763798400", "1.7e9"):
+        response = await client.get("/admin/logs", headers=admin, params={"since": since})
+        assert response.status_code == 422, since
+        message = response.json()["error"]["message"]
+        assert "since" in message
+        assert "ISO 8601 date-time with a UTC offset" in message
+        assert "not a number" in message
+
+
 async def test_a_service_name_that_is_no_name_is_422(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

@@ -147,6 +147,9 @@ BAD_BODIES: list[Any] = [
     {"name": "t", "expires_at": "2099-01-01T00:00:00"},
     {"name": "t", "expires_at": "tomorrow"},
     {"name": "t", "expires_at": 12},
+    # Unix time (2100-01-01) is no ISO 8601 date-time: a number is refused, not guessed at.
+    {"name": "t", "expires_at": 4102444800},
+    {"name": "t", "expires_at": "4102444800"},
     {"name": "t", "expires": "2099-01-01T00:00:00Z"},
     {"name": "t", "expires_at": "2000-01-01T00:00:00Z"},
     {"name": "t", "expires_at": "9999-12-31T23:59:59-14:00"},  # the year 10000 in UTC

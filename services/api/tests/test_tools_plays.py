@@ -659,6 +659,8 @@ async def test_bad_arguments_get_a_clear_422(
         ),
         ("history_recent_plays", {"before": "1999-12-31T23:59:59Z"}, "before must be between"),
         ("history_recent_plays", {"days": 7}, "unknown argument days"),
+        ("history_recent_plays", {"before": 1800000000}, "before: must be an ISO 8601 date-time"),
+        ("history_recent_plays", {"before": "1800000000"}, "not a number"),
         ("history_search", {}, "query"),
         ("history_search", {"query": "   "}, "query"),
         ("history_search", {"query": "x" * 201}, "query"),

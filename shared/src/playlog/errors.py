@@ -84,3 +84,9 @@ class ServiceUnavailable(AppError):
 
 class ConfigurationError(Exception):
     """Settings are missing or invalid. Raised at startup; never carries a secret's value."""
+
+
+def reason(error: Mapping[str, Any]) -> str:
+    """The text of one of Pydantic's errors, without the "Value error, " it puts before
+    the message of each check of our own (which says what is wrong by itself)."""
+    return str(error.get("msg", "invalid value")).removeprefix("Value error, ")

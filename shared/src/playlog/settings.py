@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from playlog.errors import ConfigurationError
+from playlog.errors import ConfigurationError, reason
 
 # Values people paste from examples and forget to change. Compared case-insensitively
 # after stripping everything but letters and digits.
@@ -281,8 +281,6 @@ def load_settings(settings_cls: type[S]) -> S:
         problems = []
         for error in exc.errors(include_input=False, include_url=False):
             location = ".".join(str(part) for part in error["loc"]).upper()
-            reason = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "missing":
-                reason = "is required"
-            problems.append(f"{location}: {reason}" if location else reason)
+            why = "is required" if error["type"] == "missing" else reason(error)
+            problems.append(f"{location}: {why}" if location else why)
         raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(problems)) from None

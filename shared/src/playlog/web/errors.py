@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from playlog.errors import AppError
+from playlog.errors import AppError, reason
 from playlog.logging import LOGGED_MARK, log_context
 from playlog.web.request_id import REQUEST_ID_HEADER
 
@@ -104,7 +104,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     details = [
         {
             "location": [str(part) for part in error.get("loc", ())],
-            "message": error.get("msg", "invalid value"),
+            "message": reason(error),
         }
         for error in exc.errors()
     ]

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Annotated, get_args
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 from sqlalchemy import ColumnElement, select
 
 from playlog.db.maintenance import purge_logs
@@ -16,6 +15,7 @@ from playlog.web.db import DbSession
 from playlog.web.pagination import DEFAULT_LIMIT, Keyset, Page, PageCursor, PageLimit
 from playlog_api.admin.schemas import LogEntry, PurgeResult, Severity
 from playlog_api.dependencies import Settings
+from playlog_api.instants import WANTED, Instant
 
 router = APIRouter()
 
@@ -44,8 +44,8 @@ async def list_logs(
         Query(min_length=1, max_length=200, description="Case-insensitive text in the message."),
     ] = None,
     since: Annotated[
-        AwareDatetime | None,
-        Query(description="Only records at or after this time; must carry a UTC offset."),
+        Instant | None,
+        Query(description="Only records at or after this time: " + WANTED + "."),
     ] = None,
     limit: PageLimit = DEFAULT_LIMIT,
     cursor: PageCursor = None,

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from playlog.access_tokens import (
     MAX_ACTIVE_TOKENS,
@@ -17,6 +17,7 @@ from playlog.access_tokens import (
 )
 from playlog.web.db import DbSession
 from playlog_api.admin.schemas import NO_USER
+from playlog_api.instants import Instant
 
 router = APIRouter(prefix="/users", responses=NO_USER)
 
@@ -27,7 +28,7 @@ class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description=f"1 to {MAX_NAME_LENGTH} printable characters, blanks trimmed.")
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
 
 
 class TokenCreated(BaseModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from sqlalchemy import text
 
 from playlog.text import has_control_characters
@@ -25,6 +25,7 @@ from playlog_api.history.window import (
     WindowView,
     check_days,
 )
+from playlog_api.instants import Instant
 from playlog_api.tools.registry import ToolArgs, ToolContext, tool
 
 # Stands in for "no upper bound" so the index condition is a plain range in both cases.
@@ -122,7 +123,7 @@ def _within_windows(before: datetime | None) -> datetime | None:
 
 class RecentPlaysArgs(ToolArgs):
     limit: Limit = 20
-    before: Annotated[AwareDatetime | None, AfterValidator(_within_windows)] = Field(
+    before: Annotated[Instant | None, AfterValidator(_within_windows)] = Field(
         default=None,
         description="Only plays strictly before this instant (with offset); "
         "pass next_before to get the next page.",

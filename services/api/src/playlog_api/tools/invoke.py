@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 
-from playlog.errors import ServiceUnavailable, ValidationFailed
+from playlog.errors import ServiceUnavailable, ValidationFailed, reason
 from playlog.users import find_user
 from playlog_api.tools.access import Caller
 from playlog_api.tools.registry import STATEMENT_TIMEOUT_MS, Tool, ToolContext, prepare_tool_session
@@ -37,7 +37,7 @@ def describe(error: ValidationError) -> str:
             parts.append(f"unknown argument {location}")
             continue
         field = location or "arguments"
-        parts.append(f"{field}: {item.get('msg', 'invalid value')}")
+        parts.append(f"{field}: {reason(item)}")
     return "; ".join(parts)
 
 
