@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from playlog.db.models import ImportJob, Play
+from playlog.exports import importer as importer_module
 from playlog.exports import jobs
 from playlog.exports.importer import import_export
 from playlog.exports.jobs import ClaimedImport
@@ -35,16 +36,28 @@ def export_records(count: int = 12) -> dict[str, Any]:
 
 
 async def queued_job(
-    sessions: Sessions, upload_dir: Path, **fields: Any
+    sessions: Sessions,
+    upload_dir: Path,
+    members: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> tuple[uuid.UUID, uuid.UUID, Path]:
-    """A user and a job with its upload in place, as the upload endpoint leaves them."""
+    """A user and a job with its upload (``members``, or three history files of twelve
+    plays) in place and its size recorded, as the upload endpoint leaves them."""
     async with sessions.begin() as session:
         user = await add_user(session, f"importer-{uuid.uuid4().hex[:6]}")
         job_id = uuid.uuid4()
         path = upload_path(upload_dir, user.id, job_id)
         path.parent.mkdir(parents=True)
-        write_zip(path, export_records())
-        session.add(ImportJob(id=job_id, user_id=user.id, storage_path=str(path), **fields))
+        write_zip(path, export_records() if members is None else members)
+        session.add(
+            ImportJob(
+                id=job_id,
+                user_id=user.id,
+                storage_path=str(path),
+                file_size_bytes=path.stat().st_size,
+                **fields,
+            )
+        )
     return user.id, job_id, path
 
 
@@ -125,35 +138,35 @@ async def test_a_pending_job_is_run_off_the_loop_and_its_upload_deleted(
 async def test_a_finished_job_has_read_its_whole_file_even_with_a_failed_member(
     settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
 ) -> None:
-    _, job_id, path = await queued_job(committed, settings.upload_dir)
     # The last history file is cut short: the job is partial, and done with its file.
-    write_zip(path, {**export_records(), extended_member(3): b'[{"ts": "2024-05-01T10:00:00Z"'})
+    truncated = {extended_member(3): b'[{"ts": "2024-05-01T10:00:00Z"'}
+    _, job_id, path = await queued_job(
+        committed, settings.upload_dir, {**export_records(), **truncated}
+    )
     size = path.stat().st_size
-    async with committed.begin() as session:
-        await session.execute(
-            update(ImportJob).where(ImportJob.id == job_id).values(file_size_bytes=size)
-        )
     await run_once(worker(settings, db_engine, committed))
     job = await job_row(committed, job_id)
     assert (job.status, job.records_done, job.bytes_done) == ("partial", 36, size)
 
 
 async def test_a_job_stopped_half_way_keeps_the_bytes_it_had_read(
-    settings: CollectorSettings, db_engine: AsyncEngine, committed: Sessions
+    settings: CollectorSettings,
+    db_engine: AsyncEngine,
+    committed: Sessions,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Progress written after every step: the first file's bytes are on the job when the
+    # import stops.
+    monkeypatch.setattr(importer_module, "PROGRESS_EVERY_S", 0.0)
     _, job_id, path = await queued_job(committed, settings.upload_dir)
     size = path.stat().st_size
-    async with committed.begin() as session:
-        await session.execute(
-            update(ImportJob).where(ImportJob.id == job_id).values(file_size_bytes=size)
-        )
     # The record cap is met in the second of three files: the import stops there.
     capped = settings.model_copy(update={"import_max_records": 20})
     await run_once(worker(capped, db_engine, committed))
     job = await job_row(committed, job_id)
     assert job.status == "error"
     assert str(job.error).startswith("the export holds more than IMPORT_MAX_RECORDS (20)")
-    assert job.bytes_done < size
+    assert 0 < job.bytes_done < size
 
 
 async def test_a_job_whose_worker_died_is_run_again_and_resumes(

@@ -17,17 +17,18 @@ from playlog.errors import reason
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 _PARSE = TypeAdapter(AwareDatetime)
 WANTED = "an ISO 8601 date-time with a UTC offset, such as 2026-11-22T08:00:00Z"
+_NOT_A_NUMBER = f"must be {WANTED}, not a number"
 
 
 def _instant(value: object) -> object:
     """Text is parsed here (a number refused first), so a strict model, which takes no
     text for a date-time once a validator has handled it, gets the date-time itself."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        raise ValueError(f"must be {WANTED}, not a number")
+        raise ValueError(_NOT_A_NUMBER)
     if not isinstance(value, str):
-        return value
+        return value  # a date-time already, or a type the date-time check refuses
     if _NUMBER.fullmatch(value):
-        raise ValueError(f"must be {WANTED}, not a number")
+        raise ValueError(_NOT_A_NUMBER)
     try:
         return _PARSE.validate_python(value)
     except ValidationError as exc:

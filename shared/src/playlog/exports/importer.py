@@ -179,9 +179,8 @@ class _Run:
         # Why the database refused the current member, once it has.
         self._refused: str | None = None
         # Compressed bytes of the members handled so far, and how far into the member
-        # being staged (its index, records and inflated bytes) the import is.
+        # being staged (the first without an outcome, ``_next``) the import is.
         self._position = 0
-        self._current: int | None = None
         self._current_records = 0
         self._current_inflated = 0
         # The first member without its outcome yet (the one a crashed reader was on),
@@ -255,7 +254,6 @@ class _Run:
 
     async def _handle(self, message: Message) -> None:
         if isinstance(message, Begin):
-            self._current = message.index
             self._transaction = self.connection.transaction()
             await self._transaction.start()
             self._refused = None
@@ -343,16 +341,15 @@ class _Run:
     def _finished(self, index: int) -> None:
         self._position += self.archive.members[index].compressed_size
         self._next = index + 1
-        self._current = None
         self._current_records = self._current_inflated = 0
 
     def _within_current(self) -> int:
         """The compressed bytes of the current member read so far, in proportion to its
         inflated bytes (a member is compressed about evenly)."""
-        if self._current is None:
+        if not self._current_inflated:
             return 0
-        member = self.archive.members[self._current]
-        share = min(self._current_inflated / member.size, 1.0) if member.size else 0.0
+        member = self.archive.members[self._next]
+        share = min(self._current_inflated / member.size, 1.0)
         return int(member.compressed_size * share)
 
     async def _fail(self, index: int, error: str) -> None:
@@ -392,7 +389,6 @@ class _Run:
 
     async def _rollback(self) -> None:
         """Undo the current member, its progress included."""
-        self._current = None
         self._current_records = self._current_inflated = 0
         if self._transaction is not None:
             transaction, self._transaction = self._transaction, None
