@@ -30,6 +30,7 @@ from playlog.history.identity import local_track_id
 from playlog.settings import ImportSettings
 from playlog.testing.exports import (
     ACCOUNT_DIR,
+    EXTENDED_DIR,
     account_play,
     decode_stage_row,
     episode_play,
@@ -96,6 +97,27 @@ def test_members_are_ordered_extended_first_and_numerically(tmp_path: Path) -> N
             f"{ACCOUNT_DIR}/StreamingHistory_music_0.json",
         ]
         assert archive.ignored == [f"{ACCOUNT_DIR}/Playlist1.json"]
+
+
+def test_members_are_ordered_by_their_sequence_number_not_the_years_they_span(
+    tmp_path: Path,
+) -> None:
+    # Spotify's own names: by name, "2017-2018_2" would sort before "2017_1".
+    names = [
+        f"{EXTENDED_DIR}/Streaming_History_Audio_{years}_{n}.json"
+        for n, years in enumerate(["2016-2017", "2017", "2017-2018", "2018", "2018"])
+    ] + [f"{ACCOUNT_DIR}/StreamingHistory{n}.json" for n in (0, 1, 10, 2)]
+    members: dict[str, Any] = {}
+    for name in reversed(names):
+        if "Extended" in name:
+            members[name] = [track_play("2024-01-01T10:00:00Z")]
+        else:
+            members[name] = [account_play("2024-01-01 10:00", "A", "B")]
+    with ExportArchive(write_zip(tmp_path / "export.zip", members), LIMITS) as archive:
+        assert [m.name for m in archive.members] == [
+            *names[:5],
+            *(f"{ACCOUNT_DIR}/StreamingHistory{n}.json" for n in (0, 1, 2, 10)),
+        ]
 
 
 def test_a_utf8_bom_is_stripped(tmp_path: Path) -> None:
