@@ -216,27 +216,53 @@ async def test_a_small_import_leaves_the_tables_to_autovacuum(db_engine: AsyncEn
     async with db_engine.connect() as wrapper:
         raw = await wrapper.get_raw_connection()
         connection: asyncpg.Connection = raw.driver_connection
-        assert not await loader.refresh_for_queries(connection, 50 + int(known) // 10)
-        assert await loader.refresh_for_queries(connection, 51 + int(known) // 10)
+        assert not await loader.needs_refresh(connection, 50 + int(known) // 10)
+        assert await loader.needs_refresh(connection, 51 + int(known) // 10)
 
 
 async def test_tables_held_by_another_session_do_not_fail_the_import(
     db_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The members are stored by then: a table a VACUUM or ANALYZE holds is left to
-    autovacuum, with a warning, after a short wait."""
-    async with db_engine.connect() as holder, db_engine.connect() as wrapper:
+    autovacuum, with a warning, after a short wait; the other tables are refreshed."""
+    async with (
+        db_engine.connect() as holder,
+        db_engine.connect() as first,
+        db_engine.connect() as second,
+    ):
         await holder.execute(text("LOCK TABLE play_hours IN SHARE UPDATE EXCLUSIVE MODE"))
-        raw = await wrapper.get_raw_connection()
-        connection: asyncpg.Connection = raw.driver_connection
+        connections: list[asyncpg.Connection] = [
+            (await wrapper.get_raw_connection()).driver_connection for wrapper in (first, second)
+        ]
+        analyzed_before = await _last_analyzed(connections[0])
         with caplog.at_level("WARNING", logger="playlog.exports.loader"):
-            ran = await loader.refresh_for_queries(connection, 10**9, lock_timeout_ms=50)
+            ran = await loader.refresh_for_queries(connections, lock_timeout_ms=50)
         assert not ran
+        assert "play_hours not analyzed and vacuumed" in caplog.text
         assert "LockNotAvailableError, SQLSTATE 55P03" in caplog.text
-        # The connection is usable afterwards, with no time-out left behind.
-        assert await connection.fetchval("SELECT 1") == 1
-        assert await connection.fetchval("SHOW lock_timeout") == "0"
+        assert len(caplog.records) == 1
+        analyzed_after = await _last_analyzed(connections[0])
+        refreshed = {
+            table
+            for table, at in analyzed_after.items()
+            if at is not None and at != analyzed_before[table]
+        }
+        assert refreshed == set(loader.REFRESHED) - {"play_hours"}
+        # The connections are usable afterwards, with no time-out left behind.
+        for connection in connections:
+            assert await connection.fetchval("SELECT 1") == 1
+            assert await connection.fetchval("SHOW lock_timeout") == "0"
         await holder.rollback()
+
+
+async def _last_analyzed(connection: asyncpg.Connection) -> dict[str, Any]:
+    # pg_stat_* is a snapshot per transaction: read it afresh.
+    await connection.execute("SELECT pg_stat_clear_snapshot()")
+    rows = await connection.fetch(
+        "SELECT relname, last_analyze FROM pg_stat_user_tables WHERE relname = ANY($1)",
+        list(loader.REFRESHED),
+    )
+    return {row["relname"]: row["last_analyze"] for row in rows}
 
 
 async def test_a_record_repeated_within_a_file_is_stored_once_as_first_written(

@@ -122,9 +122,11 @@ async def import_export(
                 await loader.prepare(connection)
                 run = _Run(connection, user_id, job_id, archive, hooks or _NoHooks(), files)
                 handled = await run.execute(settings, readers)
-                await loader.refresh_for_queries(
-                    connection, run.totals.plays_inserted + run.totals.skips_inserted
-                )
+                inserted = run.totals.plays_inserted + run.totals.skips_inserted
+                if await loader.needs_refresh(connection, inserted):
+                    async with engine.connect() as second:
+                        helper = (await second.get_raw_connection()).driver_connection
+                        await loader.refresh_for_queries([connection, helper])
     finally:
         await readers.current.close()
     return ImportReport.build(
