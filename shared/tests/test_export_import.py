@@ -15,8 +15,9 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from playlog.db.engine import to_async_url
 from playlog.db.models import Play, Track
 from playlog.errors import NotFound
 from playlog.exports import copydata, importer, jobs, loader, reader
@@ -185,6 +186,33 @@ async def _analyze_plays(engine: AsyncEngine) -> None:
 async def test_an_import_that_grows_the_plays_vacuums_and_analyzes_them(
     db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
 ) -> None:
+    await _grow_plays(db_engine, db_engine, user_id, tmp_path)
+
+
+async def test_the_refresh_does_with_one_connection_when_no_second_is_free(
+    db_engine: AsyncEngine,
+    database_url: str,
+    user_id: uuid.UUID,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An engine whose only connection the import holds: the second never comes.
+    one = create_async_engine(
+        to_async_url(database_url), pool_size=1, max_overflow=0, pool_timeout=0.1
+    )
+    try:
+        with caplog.at_level("WARNING", logger="playlog.exports.importer"):
+            await _grow_plays(one, db_engine, user_id, tmp_path)
+    finally:
+        await one.dispose()
+    assert "refreshing on one connection: no second one (TimeoutError)" in caplog.text
+
+
+async def _grow_plays(
+    importing: AsyncEngine, db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
+) -> None:
+    """Import more plays than autovacuum's rule waits for through ``importing``: the
+    planner knows them at once, and every page of them is marked all-visible."""
     await _analyze_plays(db_engine)
     before, stored = await _planner_rows(db_engine)
     assert before == stored
@@ -196,10 +224,10 @@ async def test_an_import_that_grows_the_plays_vacuums_and_analyzes_them(
         for i in range(many)
     ]
     path = write_zip(tmp_path / "many.zip", {extended_member(0): records})
-    assert (await import_export(db_engine, user_id, path, SETTINGS)).plays_inserted == many
+    assert (await import_export(importing, user_id, path, SETTINGS)).plays_inserted == many
     assert await _planner_rows(db_engine) == (stored + many, stored + many)
-    # Vacuumed too: every page of the new rows is marked all-visible, so the analytics'
-    # index-only scans need not read the table (the test server runs no autovacuum).
+    # Vacuumed too: the analytics' index-only scans need not read the table (the test
+    # server runs no autovacuum).
     async with db_engine.connect() as connection:
         pages, visible = (
             await connection.execute(

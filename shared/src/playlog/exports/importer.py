@@ -14,6 +14,7 @@ readers is reported as failed and the import goes on after it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from playlog.errors import NotFound
@@ -82,6 +84,20 @@ class ImportHooks(Protocol):
         """Runs about once a second between database steps; may raise ImportCancelled."""
 
 
+async def _refresh(engine: AsyncEngine, connection: asyncpg.Connection) -> None:
+    """The closing refresh (loader.refresh_for_queries) on ``connection`` and a second
+    one, or on ``connection`` alone when no second is to be had: every member is stored
+    by now, so nothing here may fail the import."""
+    async with contextlib.AsyncExitStack() as stack:
+        connections = [connection]
+        try:
+            second = await stack.enter_async_context(engine.connect())
+            connections.append((await second.get_raw_connection()).driver_connection)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("refreshing on one connection: no second one (%s)", type(exc).__name__)
+        await loader.refresh_for_queries(connections)
+
+
 async def import_export(
     engine: AsyncEngine,
     user_id: uuid.UUID,
@@ -124,9 +140,7 @@ async def import_export(
                 handled = await run.execute(settings, readers)
                 inserted = run.totals.plays_inserted + run.totals.skips_inserted
                 if await loader.needs_refresh(connection, inserted):
-                    async with engine.connect() as second:
-                        helper = (await second.get_raw_connection()).driver_connection
-                        await loader.refresh_for_queries([connection, helper])
+                    await _refresh(engine, connection)
     finally:
         await readers.current.close()
     return ImportReport.build(
