@@ -103,21 +103,17 @@ def test_members_are_ordered_by_their_sequence_number_not_the_years_they_span(
     tmp_path: Path,
 ) -> None:
     # Spotify's own names: by name, "2017-2018_2" would sort before "2017_1".
-    names = [
+    extended = [
         f"{EXTENDED_DIR}/Streaming_History_Audio_{years}_{n}.json"
         for n, years in enumerate(["2016-2017", "2017", "2017-2018", "2018", "2018"])
-    ] + [f"{ACCOUNT_DIR}/StreamingHistory{n}.json" for n in (0, 1, 10, 2)]
-    members: dict[str, Any] = {}
-    for name in reversed(names):
-        if "Extended" in name:
-            members[name] = [track_play("2024-01-01T10:00:00Z")]
-        else:
-            members[name] = [account_play("2024-01-01 10:00", "A", "B")]
+    ]
+    account = [f"{ACCOUNT_DIR}/StreamingHistory{n}.json" for n in (0, 1, 2, 10)]
+    members: dict[str, Any] = {
+        **{name: [account_play("2024-01-01 10:00", "A", "B")] for name in reversed(account)},
+        **{name: [track_play("2024-01-01T10:00:00Z")] for name in reversed(extended)},
+    }
     with ExportArchive(write_zip(tmp_path / "export.zip", members), LIMITS) as archive:
-        assert [m.name for m in archive.members] == [
-            *names[:5],
-            *(f"{ACCOUNT_DIR}/StreamingHistory{n}.json" for n in (0, 1, 2, 10)),
-        ]
+        assert [m.name for m in archive.members] == extended + account
 
 
 def test_a_utf8_bom_is_stripped(tmp_path: Path) -> None:

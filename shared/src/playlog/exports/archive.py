@@ -106,10 +106,15 @@ class HistoryMember:
         return min(self.info.compress_size, self.span)
 
 
+def _path(name: str) -> PurePosixPath:
+    """A member's path; folders may be separated by backslashes (some Windows tools
+    write them so)."""
+    return PurePosixPath(name.replace("\\", "/"))
+
+
 def classify(name: str) -> Format | None:
-    """The history family a member's path names, or None for anything else. Folders may
-    be separated by backslashes (some Windows tools write them so)."""
-    path = PurePosixPath(name.replace("\\", "/"))
+    """The history family a member's path names, or None for anything else."""
+    path = _path(name)
     if "__MACOSX" in path.parts or path.name.startswith("._"):
         return None
     for pattern, family in _NAME_PATTERNS:
@@ -133,7 +138,7 @@ def _member_order(member: HistoryMember) -> tuple[int, int, list[Any]]:
     """
     # ASCII digits only: other characters count as digits for str.isdigit ("²") but not
     # for int().
-    numbers = re.findall(r"[0-9]+", PurePosixPath(member.name.replace("\\", "/")).stem)
+    numbers = re.findall(r"[0-9]+", _path(member.name).stem)
     parts = re.split(r"([0-9]+)", member.name)
     natural = [int(part) if index % 2 else part for index, part in enumerate(parts)]
     return (
