@@ -531,20 +531,24 @@ class WatchedJob(jobs.JobHooks):
 
     def __init__(self, engine: AsyncEngine, job: jobs.ClaimedImport, cancel_at: int = 0) -> None:
         super().__init__(engine, job, timedelta(minutes=5), threading.Event())
-        self.rows: list[tuple[int, int | None]] = []
+        # (records done, records ingested, files in the report) as each member begins.
+        self.rows: list[tuple[int, int, int | None]] = []
         self.cancel_at = cancel_at
 
     async def member_stored(
         self, connection: asyncpg.Connection, member: MemberReport, totals: Totals
     ) -> None:
         async with self.engine.begin() as other:
-            ingested, report = (
+            done, ingested, report = (
                 await other.execute(
-                    text("SELECT records_ingested, report FROM import_jobs WHERE id = :id"),
+                    text(
+                        "SELECT records_done, records_ingested, report FROM import_jobs "
+                        "WHERE id = :id"
+                    ),
                     {"id": self.job.job_id},
                 )
             ).one()
-            self.rows.append((ingested, None if report is None else len(report["files"])))
+            self.rows.append((done, ingested, None if report is None else len(report["files"])))
             if len(self.rows) == self.cancel_at:
                 await other.execute(
                     text("UPDATE import_jobs SET status = 'cancelled' WHERE id = :id"),
@@ -588,13 +592,14 @@ def three_members(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("every_s", "reports"),
+    ("every_s", "done", "reports"),
     [
-        # No progress step: the report is written once, at the end, not with each member.
-        (float("inf"), [None, None, None]),
+        # No progress step: the report is written once, at the end, not with each member;
+        # the records done move with the members' own counts.
+        (float("inf"), [0, 2, 4], [None, None, None]),
         # A progress step after every message: the report of the members handled, written
-        # only when there is one more.
-        (0.0, [None, 1, 2]),
+        # only when there is one more; the records done include the member being stored.
+        (0.0, [2, 4, 6], [None, 1, 2]),
     ],
 )
 async def test_a_job_writes_its_counts_with_each_member_and_its_report_with_progress(
@@ -603,6 +608,7 @@ async def test_a_job_writes_its_counts_with_each_member_and_its_report_with_prog
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     every_s: float,
+    done: list[int],
     reports: list[int | None],
 ) -> None:
     monkeypatch.setattr(importer, "PROGRESS_EVERY_S", every_s)
@@ -610,7 +616,8 @@ async def test_a_job_writes_its_counts_with_each_member_and_its_report_with_prog
     hooks = WatchedJob(db_engine, job)
     outcome = await jobs.run_job(db_engine, job, SETTINGS, hooks)
     assert outcome.status == "success"
-    assert hooks.rows == list(zip([0, 2, 4], reports, strict=True))
+    # Never fewer records done than plays ingested, progress step or not.
+    assert hooks.rows == list(zip(done, [0, 2, 4], reports, strict=True))
     status, ingested, report = await job_row(db_engine, job.job_id)
     assert (status, ingested) == ("success", 6)
     assert [f["name"] for f in report["files"]] == [extended_member(i) for i in range(3)]
