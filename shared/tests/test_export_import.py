@@ -297,7 +297,8 @@ async def test_a_record_repeated_within_a_file_is_stored_once_as_first_written(
     db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path
 ) -> None:
     # The same play (end time and track) three times in one file, after and before
-    # others: the file's first copy is the play stored, the others are duplicates.
+    # others: the file's first copy is the play stored, the others are duplicates (each
+    # is too long to be another playback ending in the same second).
     records = [
         track_play("2024-02-01T10:05:00Z", ms_played=100_000),
         track_play("2024-02-01T10:00:00Z"),
@@ -314,6 +315,53 @@ async def test_a_record_repeated_within_a_file_is_stored_once_as_first_written(
         (at("2024-02-01T10:05:00"), 100_000),
         (at("2024-02-01T10:10:00"), 213_000),
     ]
+
+
+@pytest.mark.parametrize("short_first", [False, True])
+async def test_a_play_and_a_skip_of_one_track_within_the_exports_precision_are_both_kept(
+    db_engine: AsyncEngine, user_id: uuid.UUID, tmp_path: Path, short_first: bool
+) -> None:
+    # A track ends and, played again on repeat, is skipped before the clock moves on: in
+    # extended history within the second, in account data within the minute. One is a
+    # play, the other a skip, whichever the file lists first; an exact copy of either
+    # is a duplicate.
+    extended = [
+        track_play("2024-02-01T10:05:00Z", ms_played=213_000),
+        track_play("2024-02-01T10:05:00Z", ms_played=400),
+    ]
+    account = [
+        account_play("2024-03-01 09:00", "Sigur Rós", "Hoppípolla", 190_075),
+        account_play("2024-03-01 09:00", "Sigur Rós", "Hoppípolla", 8_295),
+    ]
+    if short_first:
+        extended.reverse()
+        account.reverse()
+    path = write_zip(
+        tmp_path / "e.zip",
+        {
+            extended_member(0): [*extended, extended[0]],
+            f"{ACCOUNT_DIR}/StreamingHistory_music_0.json": [*account, account[1]],
+        },
+    )
+    report = await import_export(db_engine, user_id, path, SETTINGS)
+    assert (report.plays_inserted, report.skips_inserted, report.duplicates) == (2, 2, 2)
+    stored = await plays_of(db_engine, user_id)
+    first_at = {"extended": at("2024-02-01T10:05:00"), "account_data": at("2024-03-01T09:00:00")}
+    assert sorted((row.source_format, row.played_at, row.ms_played) for row in stored) == sorted(
+        (family, first_at[family] + timedelta(microseconds=index), ms)
+        for family, rows, key in (
+            ("account_data", account, "msPlayed"),
+            ("extended", extended, "ms_played"),
+        )
+        for index, ms in enumerate(row[key] for row in rows)
+    )
+    # The same file again, and the same rows in another file: nothing new.
+    again = await import_export(db_engine, user_id, path, SETTINGS)
+    other = write_zip(tmp_path / "o.zip", {extended_member(3): [extended[1], *extended]})
+    repacked = await import_export(db_engine, user_id, other, SETTINGS)
+    assert (again.plays_inserted + again.skips_inserted, again.duplicates) == (0, 6)
+    assert (repacked.plays_inserted + repacked.skips_inserted, repacked.duplicates) == (0, 3)
+    assert len(await plays_of(db_engine, user_id)) == 4
 
 
 async def test_sensitive_fields_are_stored_only_when_kept(

@@ -11,7 +11,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -62,6 +62,48 @@ _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2100, 12, 31, 23, 59, 59, tzinfo=UTC)
 # "YYYY-MM-DD HH:MM": a date alone is no time of a play.
 _SHORTEST_TIME = 16
+
+
+# Two rows of one family at the same end time with the same item are one play recorded
+# twice, unless they differ in length and one of them is shorter than the export's
+# precision (a second in extended history, a minute in account data): one account plays
+# one stream at a time, so only then can both be real, such as a track that ends and,
+# played again on repeat, is skipped before the clock moves on. DESIGN §6: rows of one
+# precision are duplicates only when they match exactly. The plays' key is (user, end
+# time, item), so the later such rows are stored 1, 2, … microseconds later, inside the
+# second or minute the export gives. Spotify's files are in time order, so rows are
+# compared with the rows before them that end at the same time as spelled in the file
+# (a member repeating the end of the previous one gets the same times again, and so adds
+# nothing); in a file out of order, rows apart count as duplicates as before, and so do
+# the rows at one time past _MAX_APART (only a hostile file has them).
+_MAX_APART = 999
+_PRECISION_MS = {"extended": 1_000, "account_data": 60_000}
+_UNSEEN = object()
+
+
+def _apart(
+    at_time: dict[str, Any], track_id: str, played_at: datetime, ms: int | None, precision: int
+) -> datetime:
+    """The end time to store a row at, when rows before it end at the same time:
+    ``at_time`` holds their items' lengths (one, or the list of them in file order)."""
+    seen = at_time.get(track_id, _UNSEEN)
+    if seen is _UNSEEN:
+        at_time[track_id] = ms
+        return played_at
+    if seen == ms:
+        return played_at
+    lengths: list[int | None] = seen if seen.__class__ is list else [seen]
+    try:
+        index = lengths.index(ms)
+    except ValueError:
+        first = lengths[0]
+        short = (ms is not None and ms < precision) or (first is not None and first < precision)
+        if not short or len(lengths) > _MAX_APART:
+            return played_at
+        index = len(lengths)
+        lengths.append(ms)
+    at_time[track_id] = lengths
+    return played_at + timedelta(microseconds=index)
 
 
 # Hashing names costs microseconds; exports name the same few thousand items over and over.
@@ -115,6 +157,14 @@ class MemberRows:
         self.latest: datetime | None = None
         self._known = known
         self._keep_sensitive = keep_sensitive
+        # The last end time as spelled, its first row's item and length, and (once a
+        # second row ends then) every item's lengths at that time (see _apart).
+        self._last_time: str | None = None
+        self._first_item = ""
+        self._first_ms: int | None = None
+        self._at_time: dict[str, Any] = {}
+        self._at_time_of: str | None = None
+        self._precision_ms = _PRECISION_MS[family]
         self.add: Callable[[Any], None] = (
             self._add_extended if family == "extended" else self._add_account_data
         )
@@ -126,6 +176,24 @@ class MemberRows:
     def _item(self, item: Item) -> None:
         if item[0] not in self._known and item[0] not in self.items:
             self.items[item[0]] = item
+
+    def _stored_at(
+        self, spelled: str, played_at: datetime, track_id: str, ms: int | None
+    ) -> datetime:
+        """The end time a row (ending at ``played_at``, spelled so in the file) is
+        stored at: its own, or just after it when it is another playback than the rows
+        before it at that time (see _apart)."""
+        if spelled != self._last_time:
+            self._last_time, self._first_item, self._first_ms = spelled, track_id, ms
+            self._at_time_of = None
+            return played_at
+        return self._at_same_time(played_at, track_id, ms)
+
+    def _at_same_time(self, played_at: datetime, track_id: str, ms: int | None) -> datetime:
+        if self._at_time_of != self._last_time:
+            self._at_time = {self._first_item: self._first_ms}
+            self._at_time_of = self._last_time
+        return _apart(self._at_time, track_id, played_at, ms, self._precision_ms)
 
     def _span(self, played_at: datetime) -> None:
         if self.earliest is None or played_at < self.earliest:
@@ -197,6 +265,12 @@ class MemberRows:
                 return
             track_id = item[0]
             self._item(item)
+        # _stored_at written out: nearly every row ends at a time of its own.
+        if ts != self._last_time:
+            self._last_time, self._first_item, self._first_ms = ts, track_id, ms
+            self._at_time_of = None
+        else:
+            played_at = self._at_same_time(played_at, track_id, ms)
         if self.earliest is None or played_at < self.earliest:
             self.earliest = played_at
         if self.latest is None or played_at > self.latest:
@@ -235,8 +309,9 @@ class MemberRows:
             self.skipped[NO_IDENTITY] += 1
             return
         self._item(item)
-        self._span(common[0])
-        self.rows.append(_stage_row(common[0], item[0], common[1], copydata.NO_BEHAVIOUR, None))
+        played_at = self._stored_at(record["endTime"], common[0], item[0], common[1])
+        self._span(played_at)
+        self.rows.append(_stage_row(played_at, item[0], common[1], copydata.NO_BEHAVIOUR, None))
 
 
 def _extended_item(record: dict[str, Any]) -> Item | None:
