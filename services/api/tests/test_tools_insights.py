@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from playlog.db.models import Play, Track, User
 from playlog.history.identity import local_artist_id
 from playlog.testing.factories import add_user
-from playlog.testing.history import add_track
+from playlog.testing.history import add_listens, add_track
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WINDOW = {"start": "2025-03-01", "end": "2025-04-30"}
@@ -794,11 +794,25 @@ async def test_year_in_review_highlights_of_2025(
 
 
 async def test_year_in_review_defaults_to_the_current_local_year(
-    client: httpx.AsyncClient, history: History, personal: dict[str, str]
+    client: httpx.AsyncClient,
+    history: History,
+    personal: dict[str, str],
+    db_session: AsyncSession,
 ) -> None:
-    current = datetime.now(BERLIN).year
+    today = datetime.now(BERLIN).date()
+    current = today.year
+    # A play stamped tomorrow (a clock ahead) is not in the year yet; the year counts up
+    # to today.
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    await add_listens(db_session, history.listener.id, history.tracks["a1"], tomorrow)
     body = (await client.get("/me/year-in-review", headers=personal)).json()
     assert body["year"] == current
+    assert body["window"] == {
+        "start": f"{current}-01-01",
+        "end": today.isoformat(),
+        "days": today.timetuple().tm_yday,
+        "tz": "Europe/Berlin",
+    }
     assert _comparable(body) == expected_year(history, current, 5)
     in_utc = await client.get(
         "/me/year-in-review", headers=personal, params={"tz": "UTC", "year": 2025}

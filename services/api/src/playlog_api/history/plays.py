@@ -152,7 +152,9 @@ class RecentPlays(BaseModel):
 async def history_recent_plays(context: ToolContext, args: RecentPlaysArgs) -> RecentPlays:
     """The user's latest plays, newest first: when each ended, track, artist, album or show,
     kind, ms played (null if unknown) and whether it was a skip (under 30 s). Skips are left
-    out unless include_skips is true; page back with before=next_before."""
+    out unless include_skips is true; page back with before=next_before. A page never
+    splits plays that end at the same instant (account data is to the minute), so it may
+    hold a few rows fewer than limit, or more when one instant holds more."""
     params = {
         "user_id": context.user.id,
         "before": args.before or _NO_BOUND,
@@ -202,8 +204,9 @@ Query = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_without_control_characters),
     Field(
-        description="Text to find (case-insensitive substring; 1-200 characters, no"
-        " control characters such as tabs or line breaks)."
+        description="Text to find (case-insensitive substring; 1-200 characters once"
+        " leading and trailing spaces are dropped, no control characters such as tabs or"
+        " line breaks)."
     ),
 ]
 

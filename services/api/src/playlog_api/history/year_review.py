@@ -79,7 +79,9 @@ class YearInReview(BaseModel):
     top_tracks: list[TrackCount]
     top_albums: list[AlbumCount]
     months: list[MonthTotals] = Field(description="12 entries, January first.")
-    busiest_day: BusiestDay | None
+    busiest_day: BusiestDay | None = Field(
+        description="The day with most plays; a tie goes to more hours, then the earlier day."
+    )
     longest_streak: Streak | None
     discoveries: DiscoveryCounts = Field(
         description="Tracks and artists first heard ever during the year."
@@ -135,7 +137,8 @@ async def history_year_in_review(context: ToolContext, args: YearInReviewArgs) -
     ``tz``); it defaults to the current year, which then counts up to today. Plays follow
     the 30-second rule; lists are music only. Use it for "my 2024 wrapped" questions."""
     tz = zone(args.tz or context.user.timezone)
-    current = context.now.astimezone(tz).year
+    today = context.now.astimezone(tz).date()
+    current = today.year
     year = args.year if args.year is not None else current
     if year > current:
         raise ValidationFailed(
@@ -143,7 +146,9 @@ async def history_year_in_review(context: ToolContext, args: YearInReviewArgs) -
             f"(it is {current} in {tz.key})"
         )
     session = context.session
-    window = days_window(date(year, 1, 1), date(year, 12, 31), tz)
+    # The current year counts up to today: a play stamped later (a clock ahead) is not
+    # in it yet, as in every other tool's window.
+    window = days_window(date(year, 1, 1), min(date(year, 12, 31), today), tz)
     scope = await load_scope(session, context.user.id, window)
     # Totals and days share one statement over the per-hour totals; the music lists one
     # pass over the per-track totals (the costly part of a year that is not all time).
