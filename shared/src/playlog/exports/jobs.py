@@ -85,13 +85,13 @@ _PROGRESS = """
     WHERE id = $1 AND lease_owner = $2 AND status = 'running'
     RETURNING 1
 """
-# records_done moves too (never back: a progress step may have counted part of the next
-# member already), so the job never shows more plays ingested than records read.
+# records_done moves too, so between progress steps the job never shows more plays
+# ingested than records read.
 _MEMBER_STORED = """
     UPDATE import_jobs SET records_ingested = $3, duplicates = $4, skipped = $5::jsonb,
         format_detected = $6, earliest_played_at = $7, latest_played_at = $8,
         lease_expires_at = now() + $9::interval, updated_at = now(),
-        records_done = greatest(records_done, $10)
+        records_done = $10
     WHERE id = $1 AND lease_owner = $2 AND status = 'running'
     RETURNING 1
 """

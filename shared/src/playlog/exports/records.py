@@ -158,12 +158,11 @@ class MemberRows:
         self._known = known
         self._keep_sensitive = keep_sensitive
         # The last end time as spelled, its first row's item and length, and (once a
-        # second row ends then) every item's lengths at that time (see _apart).
+        # second row ends then, None before) every item's lengths at that time (_apart).
         self._last_time: str | None = None
         self._first_item = ""
         self._first_ms: int | None = None
-        self._at_time: dict[str, Any] = {}
-        self._at_time_of: str | None = None
+        self._at_time: dict[str, Any] | None = None
         self._precision_ms = _PRECISION_MS[family]
         self.add: Callable[[Any], None] = (
             self._add_extended if family == "extended" else self._add_account_data
@@ -185,14 +184,13 @@ class MemberRows:
         before it at that time (see _apart)."""
         if spelled != self._last_time:
             self._last_time, self._first_item, self._first_ms = spelled, track_id, ms
-            self._at_time_of = None
+            self._at_time = None
             return played_at
         return self._at_same_time(played_at, track_id, ms)
 
     def _at_same_time(self, played_at: datetime, track_id: str, ms: int | None) -> datetime:
-        if self._at_time_of != self._last_time:
+        if self._at_time is None:
             self._at_time = {self._first_item: self._first_ms}
-            self._at_time_of = self._last_time
         return _apart(self._at_time, track_id, played_at, ms, self._precision_ms)
 
     def _span(self, played_at: datetime) -> None:
@@ -268,7 +266,7 @@ class MemberRows:
         # _stored_at written out: nearly every row ends at a time of its own.
         if ts != self._last_time:
             self._last_time, self._first_item, self._first_ms = ts, track_id, ms
-            self._at_time_of = None
+            self._at_time = None
         else:
             played_at = self._at_same_time(played_at, track_id, ms)
         if self.earliest is None or played_at < self.earliest:
